@@ -1,0 +1,239 @@
+"""Celerity's settings: one typed model read from the environment and a TOML file.
+
+Precedence, highest first: keyword arguments to ``CeleritySettings(...)``,
+``CELERITY_*`` environment variables, the TOML config file, the defaults below.
+
+The config file is the path in ``CELERITY_CONFIG_FILE`` (it must exist), else
+``./celerity.toml`` when present. Keys are the field names at the top level::
+
+    broker_url = "redis://127.0.0.1:6379/0"
+    task_routes = { io = "io-queue" }
+
+Dict settings (``task_routes``) are merged key by key across sources, the
+higher source winning per key, as pydantic-settings does.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "CELERITY_"
+CONFIG_FILE_ENV = "CELERITY_CONFIG_FILE"
+DEFAULT_CONFIG_FILE = "celerity.toml"
+MASK = "****"
+WEEK_SECONDS = 7 * 24 * 3600
+
+# A well-known key only so that a laptop works with no setup; anyone who can
+# publish to the broker can forge task envelopes with it, so production must
+# set CELERITY_SIGNING_KEY.
+DEV_SIGNING_KEY = "celerity-dev-signing-key-change-me"
+
+
+class CeleritySettings(BaseSettings):
+    """Every setting Celerity reads, with its default and its environment variable.
+
+    Example::
+
+        settings = CeleritySettings(broker_url="redis://127.0.0.1:6379/0")
+        settings.effective_store_url  # 'redis://127.0.0.1:6379/0'
+    """
+
+    # extra="forbid" turns a misspelt key in the TOML file into an error
+    # instead of a silently ignored setting.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    # --- broker and store --------------------------------------------------
+    broker_url: str | None = Field(
+        default=None,
+        description="Redis URL of the Celery broker; when set, flows use the Celery runner.",
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="Redis URL of the run store; defaults to broker_url (in memory if both unset).",
+    )
+    key_prefix: str = Field(
+        default="celerity",
+        description="Prefix of every Redis key Celerity writes, so deployments can share a Redis.",
+    )
+    retention_seconds: int = Field(
+        default=WEEK_SECONDS,
+        ge=1,
+        description="Time to live of finished flow and task runs in the run store.",
+    )
+
+    # --- results -----------------------------------------------------------
+    result_storage: Literal["redis", "file"] = Field(
+        default="redis",
+        description="Where task results are persisted: the Redis store or files under result_path.",
+    )
+    result_path: str = Field(
+        default=".celerity/results",
+        description="Directory for results when result_storage is 'file'.",
+    )
+    result_ttl_seconds: int = Field(
+        default=WEEK_SECONDS,
+        ge=1,
+        description="Time to live of persisted results.",
+    )
+
+    # --- security ----------------------------------------------------------
+    signing_key: SecretStr = Field(
+        default=SecretStr(DEV_SIGNING_KEY),
+        description=(
+            "HMAC key that signs task envelopes; the default is a public development key, "
+            "production must set CELERITY_SIGNING_KEY to a long random secret."
+        ),
+    )
+
+    # --- queues and routing --------------------------------------------------
+    default_queue: str = Field(
+        default="celerity",
+        description="Queue for task runs that have no explicit queue and no routed tag.",
+    )
+    flow_queue: str = Field(
+        default="flows",
+        description="Queue that coordinators consume submitted flow runs from.",
+    )
+    task_routes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Routing rules tag -> queue; the first tag of a task run with a rule wins.",
+    )
+
+    # --- runner and workers ----------------------------------------------------
+    runner: Literal["auto", "thread", "celery"] = Field(
+        default="auto",
+        description="Task runner for flows: 'auto' picks celery when broker_url is set.",
+    )
+    worker_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Processes or threads per worker.",
+    )
+    worker_pool: Literal["prefork", "threads", "solo"] = Field(
+        default="prefork",
+        description="Celery worker pool implementation.",
+    )
+    remote_control: bool = Field(
+        default=False,
+        description="Enable Celery remote control (celery inspect/control) on workers.",
+    )
+    task_batch_size: int = Field(
+        default=100,
+        ge=1,
+        description="Maximum number of task runs one Celery message may carry.",
+    )
+    lease_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="Lease of a running task run or coordinator; renewed by heartbeats.",
+    )
+
+    # --- Redis connection --------------------------------------------------------
+    socket_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds before a Redis socket operation times out.",
+    )
+    socket_keepalive: bool = Field(
+        default=True,
+        description="Enable TCP keepalive on Redis connections.",
+    )
+    health_check_interval: int = Field(
+        default=30,
+        ge=0,
+        description="Seconds between Redis connection health checks (0 disables them).",
+    )
+
+    @property
+    def effective_store_url(self) -> str | None:
+        """The run store URL in effect: store_url, else broker_url, else None (in memory)."""
+        return self.store_url or self.broker_url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read keyword arguments, then the environment, then the TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def config_file_path() -> Path | None:
+    """Return the TOML file settings are read from, or None when there is none.
+
+    Raises FileNotFoundError when ``CELERITY_CONFIG_FILE`` names a missing file:
+    a typo there should not silently fall back to defaults.
+    """
+    named = os.environ.get(CONFIG_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"{CONFIG_FILE_ENV}={named!r} does not name a file")
+        return path
+    local = Path(DEFAULT_CONFIG_FILE)
+    return local if local.is_file() else None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> CeleritySettings:
+    """Return the process-wide settings, read once and cached."""
+    return CeleritySettings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next ``get_settings()`` reads them again."""
+    get_settings.cache_clear()
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``****``.
+
+    >>> mask_url("redis://:secret@host:6379/0")
+    'redis://:****@host:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    return value
+
+
+def masked_settings(settings: CeleritySettings | None = None) -> dict[str, Any]:
+    """Return the settings as a plain dict that is safe to print or log.
+
+    Secrets become ``****`` and passwords inside URLs are masked; the derived
+    ``effective_store_url`` is included because it is what the store uses.
+    """
+    settings = settings or get_settings()
+    values = {name: getattr(settings, name) for name in type(settings).model_fields}
+    values["effective_store_url"] = settings.effective_store_url
+    return {name: _mask_value(value) for name, value in values.items()}

@@ -1,0 +1,133 @@
+"""Celerity's exceptions: one root, grouped by layer.
+
+Control-flow signals (pause, abort, timeout-by-signal) derive from
+BaseException so that user code's ``except Exception`` cannot swallow them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CelerityException(Exception):
+    """Root of every exception Celerity raises on purpose."""
+
+
+# --- API misuse ----------------------------------------------------------------
+
+
+class ParameterBindError(TypeError, CelerityException):
+    """Arguments do not fit the function signature; the message names the parameter."""
+
+
+class ParameterTypeError(CelerityException):
+    """A flow parameter failed validation against its type hint."""
+
+
+class MappingLengthMismatch(CelerityException):
+    """Iterables passed to ``Task.map`` have different lengths."""
+
+
+class MappingMissingIterable(CelerityException):
+    """``Task.map`` was called without any iterable argument."""
+
+
+class MissingContextError(RuntimeError, CelerityException):
+    """A run context was required but none is active."""
+
+
+class ReservedArgumentError(TypeError, CelerityException):
+    """A function uses an argument name that Celerity reserves."""
+
+
+class ConfigurationError(CelerityException):
+    """Settings are missing or inconsistent."""
+
+
+# --- run outcomes -------------------------------------------------------------
+
+
+class UnfinishedRun(CelerityException):
+    """The result of a run that has not finished was requested."""
+
+
+class FailedRun(CelerityException):
+    """A run failed without an exception of its own to raise (e.g. failed children)."""
+
+
+class CrashedRun(CelerityException):
+    """A run crashed (its process or thread ended unexpectedly)."""
+
+
+class CancelledRun(CelerityException):
+    """A run was cancelled."""
+
+
+class UpstreamTaskError(CelerityException):
+    """An upstream run did not complete, so this one never ran."""
+
+
+class MissingResult(CelerityException):
+    """A state's result is not available (not persisted, or expired)."""
+
+
+class TaskRunTimeoutError(TimeoutError, CelerityException):
+    """A task run exceeded its ``timeout_seconds``."""
+
+
+class FlowRunTimeoutError(TimeoutError, CelerityException):
+    """A flow run exceeded its ``timeout_seconds``."""
+
+
+# --- store and transport ------------------------------------------------------
+
+
+class ObjectNotFound(LookupError, CelerityException):
+    """The run store has no object with that id."""
+
+
+class ObjectAlreadyExists(CelerityException):
+    """The run store already holds an object with that id."""
+
+
+class StoreUnavailable(ConnectionError, CelerityException):
+    """The run store cannot be reached (Redis down, wrong URL, network timeout)."""
+
+
+class SerializationError(CelerityException):
+    """A value could not be serialized to cross a process boundary."""
+
+    def __init__(self, message: str, value: Any = None) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+class EnvelopeRejected(CelerityException):
+    """A task message failed signature verification or decoding."""
+
+
+# --- control-flow signals -----------------------------------------------------
+
+
+class CeleritySignal(BaseException):
+    """Base for signals that must pass through ``except Exception``."""
+
+
+class Pause(CeleritySignal):
+    """Raised to pause the current flow run."""
+
+    def __init__(self, message: str = "", state: Any = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+class Abort(CeleritySignal):
+    """Raised when the orchestrator tells a run to stop."""
+
+
+class TerminationSignal(CeleritySignal):
+    """The process received a termination signal while a run was active."""
+
+    def __init__(self, signal: int) -> None:
+        super().__init__(f"Received signal {signal}")
+        self.signal = signal

@@ -1,0 +1,197 @@
+"""Futures for task runs: returned at once by ``submit`` / ``map``.
+
+A future is completed with the run's final state by whichever runner ran it
+(a thread of this process, or the coordinator's listener for Celery workers).
+Until then ``future.state`` reads the current state from the run store.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from engine.states import Pending, State
+from engine.utilities.collections import visit_collection
+
+R = TypeVar("R")
+
+
+class BaseFuture(Generic[R]):
+    """A task run in progress; completed once with its final state."""
+
+    def __init__(self, task_run_id: uuid.UUID) -> None:
+        self.task_run_id = task_run_id
+        self._final_state: State[R] | None = None
+        self._done = threading.Event()
+        self._callbacks: list[Callable[[BaseFuture[R]], None]] = []
+        self._lock = threading.Lock()
+
+    # --- completion (runner side) -----------------------------------------------
+
+    def set_final_state(self, state: State[R]) -> None:
+        """Complete the future; runs done callbacks once."""
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._final_state = state
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            _call_quietly(callback, self)
+
+    # --- user side ------------------------------------------------------------------
+
+    def done(self) -> bool:
+        """True once the run has a final state (NotReady counts: it will never run)."""
+        return self._done.is_set()
+
+    @property
+    def state(self) -> State[R]:
+        """The final state if done, else the run's current state in the store."""
+        if self._final_state is not None:
+            return self._final_state
+        return self._current_state()
+
+    def _current_state(self) -> State[R]:
+        from engine.store import get_store
+
+        try:
+            state = get_store().read_task_run(self.task_run_id).state
+        except Exception:  # not stored yet: the submitter still holds it
+            state = None
+        return state or Pending()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the run is final or ``timeout`` seconds pass."""
+        self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """The run's value; raises its exception, or TimeoutError if not done in time."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"Task run {self.task_run_id} did not finish within {timeout}s.")
+        assert self._final_state is not None
+        return self._final_state.result(raise_on_failure=raise_on_failure)
+
+    def add_done_callback(self, fn: Callable[[BaseFuture[R]], None]) -> None:
+        """Call ``fn(future)`` once the run is final (at once if it already is)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(fn)
+                return
+        _call_quietly(fn, self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task_run_id={self.task_run_id})"
+
+    def __hash__(self) -> int:
+        return hash(self.task_run_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BaseFuture) and other.task_run_id == self.task_run_id
+
+
+def _call_quietly(fn: Callable[[Any], None], future: BaseFuture[Any]) -> None:
+    try:
+        fn(future)
+    except Exception:  # a user's callback must not break the runner
+        from engine.logging import get_logger
+
+        get_logger("futures").exception("Done callback %r raised an error.", fn)
+
+
+class FutureList(list[BaseFuture[R]]):
+    """The futures returned by ``Task.map``, with ``wait`` and ``result`` for all."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every run is final or ``timeout`` passes."""
+        wait(self, timeout=timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
+        """Every run's value in order; raises the first failure."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return [
+            future.result(timeout=_remaining(deadline), raise_on_failure=raise_on_failure)
+            for future in self
+        ]
+
+
+class DoneAndNotDoneFutures(NamedTuple, Generic[R]):
+    """The outcome of ``wait``: which futures finished and which did not."""
+
+    done: set[BaseFuture[R]]
+    not_done: set[BaseFuture[R]]
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def wait(futures: Iterable[BaseFuture[R]], timeout: float | None = None) -> DoneAndNotDoneFutures[R]:
+    """Wait for futures to finish; returns (done, not_done) after ``timeout`` at most."""
+    futures = list(futures)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for future in futures:
+        future.wait(_remaining(deadline))
+    done = {f for f in futures if f.done()}
+    return DoneAndNotDoneFutures(done, set(futures) - done)
+
+
+def as_completed(futures: Iterable[BaseFuture[R]], timeout: float | None = None) -> Iterator[BaseFuture[R]]:
+    """Yield futures as they finish; TimeoutError if some are not done in time."""
+    pending = list(dict.fromkeys(futures))
+    finished: queue.SimpleQueue[BaseFuture[R]] = queue.SimpleQueue()
+    for future in pending:
+        future.add_done_callback(finished.put)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for _ in range(len(pending)):
+        try:
+            yield finished.get(timeout=_remaining(deadline))
+        except queue.Empty:
+            raise TimeoutError(f"Futures did not all finish within {timeout}s.") from None
+
+
+def resolve_futures_to_states(expr: Any) -> Any:
+    """``expr`` with every future replaced by its (final) state."""
+
+    def visit(item: Any) -> Any:
+        if isinstance(item, BaseFuture):
+            item.wait()
+            return item.state
+        return item
+
+    return visit_collection(expr, visit)
+
+
+def resolve_futures_to_results(expr: Any) -> Any:
+    """``expr`` with every future and state replaced by its value."""
+
+    def visit(item: Any) -> Any:
+        if isinstance(item, BaseFuture):
+            return item.result()
+        if isinstance(item, State):
+            return item.result()
+        return item
+
+    return visit_collection(expr, visit)
+
+
+# The seed API's names, so that code ports by changing the import root only.
+PrefectFuture = BaseFuture
+PrefectFutureList = FutureList
+PrefectConcurrentFuture = BaseFuture
+
+__all__ = [
+    "BaseFuture",
+    "FutureList",
+    "DoneAndNotDoneFutures",
+    "wait",
+    "as_completed",
+    "resolve_futures_to_states",
+    "resolve_futures_to_results",
+    "PrefectFuture",
+    "PrefectFutureList",
+]

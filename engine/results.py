@@ -1,0 +1,188 @@
+"""Result storage: where finished runs put their values, and references to them.
+
+A state carries a ``ResultRef`` (storage URL + key); any process that can reach
+the storage reads the value back. Values are serialized with cloudpickle so
+that lambdas, local classes and exceptions survive the trip.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import cloudpickle
+from pydantic import BaseModel
+
+from engine.exceptions import MissingResult, SerializationError
+
+
+class ResultRef(BaseModel):
+    """Where a value lives: the storage's URL and the key inside it."""
+
+    storage: str
+    key: str
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize ``value``; a clear error names the type that cannot cross processes."""
+    try:
+        return cloudpickle.dumps(value)
+    except Exception as exc:  # cloudpickle raises many kinds (TypeError, PicklingError...)
+        raise SerializationError(
+            f"Cannot serialize a value of type {type(value).__name__}: {exc}. "
+            "Values passed between processes must be picklable.",
+            value,
+        ) from exc
+
+
+def loads(payload: bytes) -> Any:
+    """Deserialize a payload written by ``dumps``."""
+    return cloudpickle.loads(payload)
+
+
+class ResultStorage(ABC):
+    """A place that keeps serialized values under keys."""
+
+    url: str
+
+    @abstractmethod
+    def write_bytes(self, key: str, payload: bytes) -> None:
+        """Store ``payload`` under ``key``."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """The payload under ``key``; raises MissingResult if absent."""
+
+    def write(self, value: Any, key: str | None = None) -> ResultRef:
+        """Persist ``value`` and return the reference to it."""
+        key = key or uuid.uuid4().hex
+        self.write_bytes(key, dumps(value))
+        return ResultRef(storage=self.url, key=key)
+
+    def read(self, ref: ResultRef) -> Any:
+        """The value behind ``ref``."""
+        return loads(self.read_bytes(ref.key))
+
+
+class MemoryResultStorage(ResultStorage):
+    """Process-local storage for the embedded mode (values stay pickled, like elsewhere)."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._items: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def write_bytes(self, key: str, payload: bytes) -> None:
+        with self._lock:
+            self._items[key] = payload
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._items[key]
+        except KeyError:
+            raise MissingResult(f"No result under key {key!r} in memory storage.") from None
+
+
+class FileSystemResultStorage(ResultStorage):
+    """Values as files under a directory shared by every process that reads them."""
+
+    def __init__(self, basepath: str | Path) -> None:
+        self.basepath = Path(basepath).expanduser().resolve()
+        self.url = f"file://{self.basepath}"
+
+    def write_bytes(self, key: str, payload: bytes) -> None:
+        self.basepath.mkdir(parents=True, exist_ok=True)
+        partial = self.basepath / f".{key}.partial"
+        partial.write_bytes(payload)
+        partial.replace(self.basepath / key)  # atomic: readers never see half a file
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return (self.basepath / key).read_bytes()
+        except FileNotFoundError:
+            raise MissingResult(f"No result file {key!r} under {self.basepath}.") from None
+
+
+class RedisResultStorage(ResultStorage):
+    """Values in Redis strings under a key prefix, with an optional TTL."""
+
+    def __init__(self, url: str, prefix: str = "celerity", ttl_seconds: int | None = None) -> None:
+        import redis
+
+        self.url = url
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self.client = redis.Redis.from_url(url)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:result:{key}"
+
+    def write_bytes(self, key: str, payload: bytes) -> None:
+        self.client.set(self._key(key), payload, ex=self.ttl_seconds)
+
+    def write_many(self, items: dict[str, bytes]) -> None:
+        """Store many payloads in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, payload in items.items():
+            pipe.set(self._key(key), payload, ex=self.ttl_seconds)
+        pipe.execute()
+
+    def read_bytes(self, key: str) -> bytes:
+        payload = self.client.get(self._key(key))
+        if payload is None:
+            raise MissingResult(f"No result {key!r} in Redis (expired or never written).")
+        return payload  # type: ignore[no-any-return]
+
+
+_registry: dict[str, ResultStorage] = {}
+_registry_lock = threading.Lock()
+_default_memory = MemoryResultStorage()
+_registry[_default_memory.url] = _default_memory
+
+
+def register_storage(storage: ResultStorage) -> ResultStorage:
+    """Make ``storage`` the one used to read refs that name its URL in this process."""
+    with _registry_lock:
+        _registry[storage.url] = storage
+    return storage
+
+
+def storage_for_url(url: str) -> ResultStorage:
+    """The storage behind a ref's URL, created on first use."""
+    with _registry_lock:
+        found = _registry.get(url)
+        if found is None:
+            found = _registry[url] = _create_storage(url)
+        return found
+
+
+def _create_storage(url: str) -> ResultStorage:
+    scheme = urlparse(url).scheme
+    if scheme == "file":
+        return FileSystemResultStorage(urlparse(url).path)
+    if scheme in ("redis", "rediss", "unix"):
+        base, _, prefix = url.partition("#")
+        storage = RedisResultStorage(base, prefix=prefix or "celerity")
+        storage.url = url
+        return storage
+    if scheme == "memory":
+        raise MissingResult(
+            "This result lives in another process's memory; "
+            "configure shared result storage (Redis or a filesystem path)."
+        )
+    raise MissingResult(f"Unknown result storage {url!r}.")
+
+
+def read_result(ref: ResultRef) -> Any:
+    """The value behind ``ref`` from whichever storage it names."""
+    return storage_for_url(ref.storage).read(ref)
+
+
+def default_storage() -> ResultStorage:
+    """The storage used in this process unless a run says otherwise."""
+    return _default_memory

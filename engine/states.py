@@ -1,0 +1,402 @@
+"""States: one ``State`` type, a ``StateType`` enum and named constructors.
+
+"Retrying", "Cached", "TimedOut" and "NotReady" are names on a type, not new
+types. A state carries its value in-process (``data``) and, once persisted, a
+``result_ref`` that lets any process read the value back from result storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+from collections.abc import Iterable
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from engine.exceptions import CancelledRun, CrashedRun, FailedRun, MissingResult, UnfinishedRun
+from engine.results import ResultRef, read_result
+
+R = TypeVar("R")
+
+_NOT_LOADED: Any = object()
+
+
+class StateType(str, Enum):
+    """The kind of a state; the name is a label on top of it."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CANCELLING = "CANCELLING"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+
+
+TERMINAL_STATES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+)
+
+
+def now() -> datetime.datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class StateDetails(BaseModel):
+    """Facts about a state beyond its type: run links, schedule, cache, pause."""
+
+    flow_run_id: uuid.UUID | None = None
+    task_run_id: uuid.UUID | None = None
+    child_flow_run_id: uuid.UUID | None = None
+    scheduled_time: datetime.datetime | None = None
+    cache_key: str | None = None
+    cache_expiration: datetime.datetime | None = None
+    retriable: bool | None = None
+    pause_timeout: datetime.datetime | None = None
+    pause_reschedule: bool = False
+    pause_key: str | None = None
+    run_input_keyset: dict[str, str] | None = None
+    worker: str | None = None
+
+
+class State(BaseModel, Generic[R]):
+    """The state of a flow run or task run at one moment.
+
+    ``state.result()`` returns the value of a completed run and raises the
+    exception of a failed one.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: StateType
+    name: str | None = None
+    timestamp: datetime.datetime = Field(default_factory=now)
+    message: str | None = None
+    state_details: StateDetails = Field(default_factory=StateDetails)
+    result_ref: ResultRef | None = None
+    _data: Any = PrivateAttr(default=_NOT_LOADED)
+
+    def __init__(self, **kwargs: Any) -> None:
+        data = kwargs.pop("data", _NOT_LOADED)
+        super().__init__(**kwargs)
+        if data is not _NOT_LOADED:
+            self._data = data
+        if self.name is None:
+            self.name = self.type.value.title()
+
+    # --- value ----------------------------------------------------------------
+
+    @property
+    def data(self) -> Any:
+        """The state's value: loaded from result storage on first access."""
+        if self._data is _NOT_LOADED:
+            if self.result_ref is None:
+                return None
+            self._data = read_result(self.result_ref)
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = value
+
+    def has_data(self) -> bool:
+        """True when the value is in this process or can be loaded."""
+        return self._data is not _NOT_LOADED or self.result_ref is not None
+
+    def result(self, raise_on_failure: bool = True, fetch: bool = True) -> R:
+        """The run's value; raises the run's exception if it did not complete."""
+        if self.type in (StateType.PENDING, StateType.SCHEDULED, StateType.RUNNING) or (
+            self.type in (StateType.PAUSED, StateType.CANCELLING)
+        ):
+            if self.name == "NotReady" and raise_on_failure:
+                raise get_state_exception(self)
+            if not self.is_final() and raise_on_failure:
+                raise UnfinishedRun(
+                    f"Run is in {self.type.value} state ({self.name}); its result is not available."
+                )
+        if raise_on_failure and self.type in (
+            StateType.FAILED,
+            StateType.CRASHED,
+            StateType.CANCELLED,
+        ):
+            raise get_state_exception(self)
+        if not self.is_completed():
+            return get_state_exception(self) if self.has_data() else None  # type: ignore[return-value]
+        if not self.has_data():
+            raise MissingResult(f"State {self.name!r} has no result stored.")
+        return self.data  # type: ignore[no-any-return]
+
+    # --- predicates -------------------------------------------------------------
+
+    def is_scheduled(self) -> bool:
+        return self.type == StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        return self.type == StateType.PENDING
+
+    def is_running(self) -> bool:
+        return self.type == StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        return self.type == StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        return self.type == StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        return self.type == StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        return self.type == StateType.CANCELLED
+
+    def is_cancelling(self) -> bool:
+        return self.type == StateType.CANCELLING
+
+    def is_paused(self) -> bool:
+        return self.type == StateType.PAUSED
+
+    def is_final(self) -> bool:
+        return self.type in TERMINAL_STATES
+
+    # --- copies and display -----------------------------------------------------------
+
+    def fresh_copy(self, **updates: Any) -> State[R]:
+        """A copy with a new id and timestamp, keeping the in-process value."""
+        copy = self.model_copy(update={"id": uuid.uuid4(), "timestamp": now(), **updates})
+        copy._data = self._data
+        return copy
+
+    def without_value(self) -> State[R]:
+        """A copy that carries only the reference, as sent to the store."""
+        copy = self.model_copy()
+        copy._data = _NOT_LOADED
+        return copy
+
+    def __repr__(self) -> str:
+        shown = f"{self.name}({self.type.value}"
+        if self.message:
+            shown += f", message={self.message!r}"
+        return shown + ")"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return self.id == other.id and self.type == other.type and self.name == other.name
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+# --- exception extraction --------------------------------------------------------------
+
+
+def get_state_exception(state: State[Any]) -> BaseException:
+    """The exception that best explains why ``state`` did not complete."""
+    if state.name == "NotReady" and state.type == StateType.PENDING:
+        from engine.exceptions import UpstreamTaskError
+
+        return UpstreamTaskError(state.message or "Upstream run did not complete.")
+    data = state.data if state.has_data() else None
+    if isinstance(data, BaseException):
+        return data
+    if isinstance(data, State):
+        return get_state_exception(data)
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
+        for item in data:
+            if isinstance(item, State) and (item.is_failed() or item.is_crashed()):
+                return get_state_exception(item)
+    return _outcome_exception(state)
+
+
+def _outcome_exception(state: State[Any]) -> BaseException:
+    message = state.message or f"Run ended in {state.name!r}."
+    if state.type == StateType.CRASHED:
+        return CrashedRun(message)
+    if state.type == StateType.CANCELLED:
+        return CancelledRun(message)
+    if state.is_final():
+        return FailedRun(message)
+    return UnfinishedRun(message)
+
+
+def raise_state_exception(state: State[Any]) -> None:
+    """Raise the state's exception if it is failed, crashed or cancelled."""
+    if state.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
+        raise get_state_exception(state)
+
+
+# --- named constructors ------------------------------------------------------------------
+
+
+def _named(type_: StateType, name: str | None, kwargs: dict[str, Any]) -> State[Any]:
+    kwargs.setdefault("name", name)
+    return State(type=type_, **kwargs)
+
+
+def Scheduled(scheduled_time: datetime.datetime | None = None, **kwargs: Any) -> State[Any]:
+    """A run waiting for ``scheduled_time``."""
+    details = kwargs.pop("state_details", None) or StateDetails()
+    details.scheduled_time = scheduled_time or now()
+    return _named(StateType.SCHEDULED, "Scheduled", {**kwargs, "state_details": details})
+
+
+def AwaitingRetry(scheduled_time: datetime.datetime | None = None, **kwargs: Any) -> State[Any]:
+    """A run that failed and waits for its next attempt."""
+    kwargs.setdefault("name", "AwaitingRetry")
+    return Scheduled(scheduled_time, **kwargs)
+
+
+def Pending(**kwargs: Any) -> State[Any]:
+    """A run created but not started."""
+    return _named(StateType.PENDING, "Pending", kwargs)
+
+
+def NotReady(**kwargs: Any) -> State[Any]:
+    """A run that never started because an upstream did not complete."""
+    return _named(StateType.PENDING, "NotReady", kwargs)
+
+
+def Running(**kwargs: Any) -> State[Any]:
+    """A run executing now."""
+    return _named(StateType.RUNNING, "Running", kwargs)
+
+
+def Retrying(**kwargs: Any) -> State[Any]:
+    """A run executing a further attempt."""
+    return _named(StateType.RUNNING, "Retrying", kwargs)
+
+
+def Completed(**kwargs: Any) -> State[Any]:
+    """A run that finished successfully."""
+    return _named(StateType.COMPLETED, "Completed", kwargs)
+
+
+def Cached(**kwargs: Any) -> State[Any]:
+    """A run completed by reusing a cached result."""
+    return _named(StateType.COMPLETED, "Cached", kwargs)
+
+
+def Failed(**kwargs: Any) -> State[Any]:
+    """A run that raised or returned a failure."""
+    return _named(StateType.FAILED, "Failed", kwargs)
+
+
+def TimedOut(**kwargs: Any) -> State[Any]:
+    """A run that exceeded its timeout."""
+    return _named(StateType.FAILED, "TimedOut", kwargs)
+
+
+def Crashed(**kwargs: Any) -> State[Any]:
+    """A run whose process or thread was interrupted."""
+    return _named(StateType.CRASHED, "Crashed", kwargs)
+
+
+def Cancelled(**kwargs: Any) -> State[Any]:
+    """A run that was cancelled."""
+    return _named(StateType.CANCELLED, "Cancelled", kwargs)
+
+
+def Cancelling(**kwargs: Any) -> State[Any]:
+    """A run asked to cancel, not yet stopped."""
+    return _named(StateType.CANCELLING, "Cancelling", kwargs)
+
+
+def Paused(
+    timeout_seconds: float | None = None,
+    pause_expiration_time: datetime.datetime | None = None,
+    reschedule: bool = False,
+    pause_key: str | None = None,
+    **kwargs: Any,
+) -> State[Any]:
+    """A run waiting to be resumed."""
+    details = kwargs.pop("state_details", None) or StateDetails()
+    if pause_expiration_time is None and timeout_seconds is not None:
+        pause_expiration_time = now() + datetime.timedelta(seconds=timeout_seconds)
+    details.pause_timeout = pause_expiration_time
+    details.pause_reschedule = reschedule
+    details.pause_key = pause_key
+    return _named(StateType.PAUSED, "Paused", {**kwargs, "state_details": details})
+
+
+def Suspended(timeout_seconds: float | None = None, **kwargs: Any) -> State[Any]:
+    """A paused run whose process exits; it is rescheduled on resume."""
+    kwargs.setdefault("name", "Suspended")
+    return Paused(timeout_seconds=timeout_seconds, reschedule=True, **kwargs)
+
+
+# --- turning outcomes into states -----------------------------------------------------------
+
+
+def is_state(value: Any) -> bool:
+    return isinstance(value, State)
+
+
+def is_state_iterable(value: Any) -> bool:
+    """True for a non-empty list, tuple or set whose items are all states."""
+    if isinstance(value, (list, tuple, set)) and value:
+        return all(isinstance(item, State) for item in value)
+    return False
+
+
+def exception_to_failed_state(exc: BaseException, message: str | None = None) -> State[Any]:
+    """A Failed state that carries ``exc``."""
+    text = message or f"Run failed: {type(exc).__name__}: {exc}"
+    return Failed(message=text, data=exc)
+
+
+def exception_to_crashed_state(exc: BaseException) -> State[Any]:
+    """A Crashed state that explains an interrupt or process exit."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        text = f"Execution was interrupted by {type(exc).__name__}."
+    elif isinstance(exc, asyncio.CancelledError):
+        text = "Execution was cancelled by the runtime environment."
+    else:
+        text = f"Execution was interrupted by an unexpected exception: {exc!r}"
+    return Crashed(message=text, data=exc)
+
+
+def return_value_to_state(retval: Any) -> State[Any]:
+    """The final state for a run that returned ``retval``.
+
+    A returned state is used as-is; a returned future contributes its state; a
+    collection of states is combined (any failed: Failed, "x/y states failed").
+    """
+    from engine.futures import BaseFuture
+
+    if isinstance(retval, BaseFuture):
+        retval = retval.state
+    if isinstance(retval, State):
+        return retval
+    if isinstance(retval, (list, tuple, set)) and retval:
+        if all(isinstance(item, (State, BaseFuture)) for item in retval):
+            states = [item.state if isinstance(item, BaseFuture) else item for item in retval]
+            return combine_final_states(states, retval)
+    return Completed(data=retval)
+
+
+def combine_final_states(states: list[State[Any]], data: Any) -> State[Any]:
+    """One state for many: Failed if any did not complete, else Completed."""
+    total = len(states)
+    failed = sum(1 for s in states if s.is_failed() or s.is_crashed())
+    cancelled = sum(1 for s in states if s.is_cancelled())
+    not_final = sum(1 for s in states if not s.is_final())
+    if failed or cancelled or not_final:
+        parts = []
+        if failed:
+            parts.append(f"{failed}/{total} states failed.")
+        if cancelled:
+            parts.append(f"{cancelled}/{total} states cancelled.")
+        if not_final:
+            parts.append(f"{not_final}/{total} states are not final.")
+        type_ = StateType.CANCELLED if cancelled and not failed else StateType.FAILED
+        return State(type=type_, message=" ".join(parts), data=states)
+    return Completed(message="All states completed.", data=data if isinstance(data, list) else states)

@@ -1,0 +1,355 @@
+"""The Redis run store: runs, states, logs and run inputs shared by every process.
+
+Layout (key names in ``engine.store.keys``):
+
+- each run is one JSON string ``{"kind": "flow"|"task", "run": {...}}``;
+- its accepted states are a list of State JSON, oldest first;
+- flow runs are indexed in a sorted set scored by creation time; a flow run's
+  task run ids are a list in creation order;
+- logs are a list of RunLog JSON per flow run; run inputs are plain strings.
+
+``propose_state`` is a WATCH/MULTI compare-and-set that applies the shared
+rules of ``engine.orchestration``. A run entering a final state gets a TTL of
+``retention_seconds`` on everything it owns; a forced move out of a final state
+removes that TTL again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from engine.exceptions import ObjectAlreadyExists, ObjectNotFound, StoreUnavailable
+from engine.orchestration import (
+    OrchestrationResult,
+    SetStateStatus,
+    entering_fields,
+    evaluate_transition,
+)
+from engine.schemas import FlowRun, RunLog, TaskRun
+from engine.states import State
+from engine.store import keys
+from engine.store.base import RunStore
+
+Kind = Literal["flow", "task"]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+
+# Create one run atomically: the run (SET NX), its first state, its index entry.
+# KEYS: run, history, index.  ARGV: run JSON, state JSON or "", "zset"|"list",
+# score (zset only), run id.  Returns 1 if created, 0 if the id already exists.
+_CREATE_RUN_LUA = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  return 0
+end
+if ARGV[2] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+end
+if ARGV[3] == 'zset' then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+else
+  redis.call('RPUSH', KEYS[3], ARGV[5])
+end
+return 1
+"""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _reachable(method: Callable[P, T]) -> Callable[P, T]:
+    """Turn Redis connection failures into StoreUnavailable naming the URL."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            url = masked_url(getattr(args[0], "url", "?"))
+            raise StoreUnavailable(
+                f"Cannot reach the run store at {url} ({type(exc).__name__}: {exc}). "
+                "Is Redis running?"
+            ) from exc
+
+    return wrapper
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode_run(kind: Kind, run: FlowRun | TaskRun) -> str:
+    return f'{{"kind":"{kind}","run":{run.model_dump_json()}}}'
+
+
+def _decode_run(raw: Any) -> tuple[Kind, FlowRun | TaskRun]:
+    stored = json.loads(raw)
+    if stored["kind"] == "flow":
+        return "flow", FlowRun.model_validate(stored["run"])
+    return "task", TaskRun.model_validate(stored["run"])
+
+
+def _decode_runs(raws: Iterable[Any]) -> list[Any]:
+    """The runs in ``raws``, skipping keys that were missing (expired)."""
+    return [_decode_run(raw)[1] for raw in raws if raw is not None]
+
+
+def _connect(url: str, **options: Any) -> redis.Redis:
+    given = {name: value for name, value in options.items() if value is not None}
+    return redis.Redis.from_url(url, **given)
+
+
+class RedisRunStore(RunStore):
+    """Runs and states in Redis, shared by coordinators, workers and the CLI."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = keys.DEFAULT_PREFIX,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+        client: redis.Redis | None = None,
+        *,
+        socket_timeout: float | None = None,
+        socket_keepalive: bool | None = None,
+        health_check_interval: int | None = None,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.retention_seconds = retention_seconds
+        self._owns_client = client is None
+        self._client = client or _connect(
+            url,
+            socket_timeout=socket_timeout,
+            socket_keepalive=socket_keepalive,
+            health_check_interval=health_check_interval,
+        )
+        self._create_run = self._client.register_script(_CREATE_RUN_LUA)
+
+    def __repr__(self) -> str:
+        return f"RedisRunStore({masked_url(self.url)!r}, prefix={self.prefix!r})"
+
+    # --- flow runs ---------------------------------------------------------------
+
+    @_reachable
+    def create_flow_run(self, flow_run: FlowRun) -> FlowRun:
+        """Store a new flow run; raises ObjectAlreadyExists if the id is taken."""
+        index = keys.flow_runs_index(self.prefix)
+        score = flow_run.created.timestamp()
+        if not self._create_run(**self._create_args(flow_run, "flow", index, score)):
+            raise ObjectAlreadyExists(f"Run {flow_run.id} already exists.")
+        return flow_run
+
+    @_reachable
+    def read_flow_run(self, flow_run_id: uuid.UUID) -> FlowRun:
+        """The flow run with that id; raises ObjectNotFound."""
+        kind, run = self._read(flow_run_id)
+        if kind != "flow":
+            raise ObjectNotFound(f"No flow run {flow_run_id}.")
+        return run  # type: ignore[return-value]
+
+    @_reachable
+    def list_flow_runs(self, limit: int = 50) -> list[FlowRun]:
+        """The most recently created flow runs, newest first (by ``created``)."""
+        index = keys.flow_runs_index(self.prefix)
+        while True:
+            ids = [_text(i) for i in self._client.zrevrange(index, 0, limit - 1)]
+            if not ids:
+                return []
+            raws = self._client.mget([keys.run(self.prefix, uuid.UUID(i)) for i in ids])
+            expired = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+            if not expired:
+                return _decode_runs(raws)
+            self._client.zrem(index, *expired)  # their runs outlived retention
+
+    # --- task runs ---------------------------------------------------------------
+
+    @_reachable
+    def create_task_runs(self, task_runs: Iterable[TaskRun]) -> list[TaskRun]:
+        """Store many new task runs in one pipelined round trip.
+
+        Each run is created atomically; if some ids already exist the others
+        are still stored and ObjectAlreadyExists names the duplicates.
+        """
+        runs = list(task_runs)
+        pipe = self._client.pipeline(transaction=False)
+        for run in runs:
+            index = keys.flow_task_runs(self.prefix, run.flow_run_id)
+            self._create_run(**self._create_args(run, "task", index, 0.0), client=pipe)
+        created = pipe.execute()
+        duplicates = [str(run.id) for run, ok in zip(runs, created, strict=True) if not ok]
+        if duplicates:
+            shown = ", ".join(duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
+            raise ObjectAlreadyExists(f"{len(duplicates)} run(s) already exist: {shown}")
+        return runs
+
+    @_reachable
+    def read_task_run(self, task_run_id: uuid.UUID) -> TaskRun:
+        """The task run with that id; raises ObjectNotFound."""
+        kind, run = self._read(task_run_id)
+        if kind != "task":
+            raise ObjectNotFound(f"No task run {task_run_id}.")
+        return run  # type: ignore[return-value]
+
+    @_reachable
+    def read_task_runs(self, flow_run_id: uuid.UUID) -> list[TaskRun]:
+        """Every task run of a flow run, in creation order."""
+        ids = self._client.lrange(keys.flow_task_runs(self.prefix, flow_run_id), 0, -1)
+        if not ids:
+            return []
+        raws = self._client.mget([keys.run(self.prefix, uuid.UUID(_text(i))) for i in ids])
+        return _decode_runs(raws)
+
+    def _create_args(
+        self, run: FlowRun | TaskRun, kind: Kind, index: str, score: float
+    ) -> dict[str, Any]:
+        state = run.state.model_dump_json() if run.state is not None else ""
+        index_type = "zset" if kind == "flow" else "list"
+        return {
+            "keys": [keys.run(self.prefix, run.id), keys.history(self.prefix, run.id), index],
+            "args": [_encode_run(kind, run), state, index_type, repr(score), str(run.id)],
+        }
+
+    def _read(self, run_id: uuid.UUID) -> tuple[Kind, FlowRun | TaskRun]:
+        raw = self._client.get(keys.run(self.prefix, run_id))
+        if raw is None:
+            raise ObjectNotFound(f"No run with id {run_id}.")
+        return _decode_run(raw)
+
+    # --- states ------------------------------------------------------------------
+
+    @_reachable
+    def propose_state(
+        self, run_id: uuid.UUID, state: State[Any], force: bool = False
+    ) -> OrchestrationResult:
+        """Atomically set a run's state if the transition rules allow it.
+
+        A WATCH/MULTI compare-and-set: if another process changes the run
+        between our read and our write, the attempt is retried on fresh data.
+        """
+        with self._client.pipeline() as pipe:
+            while True:
+                try:
+                    return self._propose_once(pipe, run_id, state, force)
+                except redis.WatchError:
+                    continue
+
+    def _propose_once(
+        self, pipe: Any, run_id: uuid.UUID, state: State[Any], force: bool
+    ) -> OrchestrationResult:
+        key = keys.run(self.prefix, run_id)
+        pipe.watch(key)
+        raw = pipe.get(key)
+        if raw is None:
+            raise ObjectNotFound(f"No run with id {run_id}.")
+        kind, run = _decode_run(raw)
+        status, reason, delay = evaluate_transition(run.state, state, force)
+        if status != SetStateStatus.ACCEPT:
+            return OrchestrationResult(
+                status=status, state=run.state, reason=reason, delay_seconds=delay
+            )
+        owned = self._lifetime_keys(pipe, kind, run, state)
+        updated = run.model_copy(update=entering_fields(run, state))
+        pipe.multi()
+        pipe.set(key, _encode_run(kind, updated))
+        pipe.rpush(keys.history(self.prefix, run_id), state.model_dump_json())
+        for owned_key in owned:
+            if state.is_final():
+                pipe.expire(owned_key, self.retention_seconds)
+            else:
+                pipe.persist(owned_key)
+        pipe.execute()
+        return OrchestrationResult(status=status, state=state)
+
+    def _lifetime_keys(
+        self, pipe: Any, kind: Kind, run: FlowRun | TaskRun, proposed: State[Any]
+    ) -> list[str]:
+        """The keys whose TTL this transition changes (none if it stays non-final)."""
+        was_final = run.state is not None and run.state.is_final()
+        if not (proposed.is_final() or was_final):
+            return []
+        owned = [keys.run(self.prefix, run.id), keys.history(self.prefix, run.id)]
+        if kind == "flow":
+            owned += self._flow_owned_keys(pipe, run.id)
+        return owned
+
+    def _flow_owned_keys(self, pipe: Any, flow_run_id: uuid.UUID) -> list[str]:
+        """Everything a flow run owns beyond its own record: logs, inputs, task runs."""
+        p = self.prefix
+        task_index = keys.flow_task_runs(p, flow_run_id)
+        input_index = keys.run_input_keys(p, flow_run_id)
+        owned = [task_index, input_index, keys.logs(p, flow_run_id), keys.events(p, flow_run_id)]
+        for name in pipe.smembers(input_index):
+            owned.append(keys.run_input(p, flow_run_id, _text(name)))
+        for raw_id in pipe.lrange(task_index, 0, -1):
+            task_run_id = uuid.UUID(_text(raw_id))
+            owned += [keys.run(p, task_run_id), keys.history(p, task_run_id)]
+        return owned
+
+    @_reachable
+    def read_state_history(self, run_id: uuid.UUID) -> list[State[Any]]:
+        """Every accepted state of a run, oldest first; raises ObjectNotFound."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.exists(keys.run(self.prefix, run_id))
+        pipe.lrange(keys.history(self.prefix, run_id), 0, -1)
+        exists, states = pipe.execute()
+        if not exists:
+            raise ObjectNotFound(f"No run with id {run_id}.")
+        return [State.model_validate_json(raw) for raw in states]
+
+    # --- logs --------------------------------------------------------------------
+
+    @_reachable
+    def write_logs(self, logs: Iterable[RunLog]) -> None:
+        """Append run log lines to their flow runs' lists in one round trip."""
+        lines: dict[str, list[str]] = defaultdict(list)
+        for log in logs:
+            lines[keys.logs(self.prefix, log.flow_run_id)].append(log.model_dump_json())
+        if not lines:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for key, batch in lines.items():
+            pipe.rpush(key, *batch)
+        pipe.execute()
+
+    @_reachable
+    def read_logs(self, flow_run_id: uuid.UUID, offset: int = 0) -> list[RunLog]:
+        """A flow run's log lines (its task runs' included) from ``offset`` on."""
+        raws = self._client.lrange(keys.logs(self.prefix, flow_run_id), offset, -1)
+        return [RunLog.model_validate_json(raw) for raw in raws]
+
+    # --- flow run input ------------------------------------------------------------
+
+    @_reachable
+    def set_run_input(self, flow_run_id: uuid.UUID, key: str, value: str) -> None:
+        """Store a JSON document ``value`` under ``key`` for a flow run."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(keys.run_input(self.prefix, flow_run_id, key), value)
+        pipe.sadd(keys.run_input_keys(self.prefix, flow_run_id), key)
+        pipe.execute()
+
+    @_reachable
+    def read_run_input(self, flow_run_id: uuid.UUID, key: str) -> str | None:
+        """The JSON document under ``key``, or None."""
+        raw = self._client.get(keys.run_input(self.prefix, flow_run_id, key))
+        return None if raw is None else _text(raw)
+
+    def close(self) -> None:
+        """Release this store's connections (a client passed in is left open)."""
+        if self._owns_client:
+            self._client.close()

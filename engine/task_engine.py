@@ -1,0 +1,588 @@
+"""The task run state machine: one handler per outcome, driven by a short loop.
+
+``TaskRunEngine`` moves one task run through Pending -> Running -> (Retrying
+...) -> Completed / Failed / TimedOut / Crashed by proposing each state to the
+run store. ``run_task_sync`` / ``run_task_async`` / the generator variants drive
+it in this process; ``begin_task_run`` drives it on a worker from a serialized
+context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, Literal
+
+from engine.annotations import allow_failure, quote, unmapped
+from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
+from engine.exceptions import Abort, TaskRunTimeoutError
+from engine.futures import BaseFuture
+from engine.logging import get_run_logger, patch_print
+from engine.orchestration import SetStateStatus
+from engine.results import ResultStorage
+from engine.schemas import TaskRun
+from engine.states import (
+    AwaitingRetry,
+    NotReady,
+    Pending,
+    Retrying,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+    exception_to_crashed_state,
+    exception_to_failed_state,
+    now,
+    return_value_to_state,
+)
+from engine.store import get_store
+from engine.utilities.asyncutils import run_coro_sync
+from engine.utilities.callables import parameters_to_args_kwargs
+from engine.utilities.collections import visit_collection
+from engine.utilities.timeout import call_with_timeout
+
+ReturnType = Literal["result", "state"]
+
+
+def worker_identity() -> str:
+    """``host:pid``: which process ran a task run."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def resolve_inputs(parameters: dict[str, Any]) -> tuple[dict[str, Any], list[State[Any]]]:
+    """Parameters with futures and states replaced by values, and the upstreams that failed.
+
+    ``allow_failure`` upstreams contribute their exception; ``quote`` is passed as-is.
+    """
+    failed: list[State[Any]] = []
+
+    def value_of(state: State[Any], allowed: bool) -> Any:
+        if state.is_completed():
+            return state.result()
+        if allowed:
+            return state.result(raise_on_failure=False)
+        failed.append(state)
+        return None
+
+    def resolve(expr: Any, allowed: bool) -> Any:
+        def visit(item: Any) -> Any:
+            if isinstance(item, quote):
+                return item.unwrap()
+            if isinstance(item, allow_failure):
+                return resolve(item.value, True)
+            if isinstance(item, unmapped):
+                return resolve(item.value, allowed)
+            if isinstance(item, BaseFuture):
+                item.wait()
+                return value_of(item.state, allowed)
+            if isinstance(item, State):
+                return value_of(item, allowed)
+            return item
+
+        return visit_collection(expr, visit)
+
+    resolved = {name: resolve(value, False) for name, value in parameters.items()}
+    return resolved, failed
+
+
+def upstream_futures(expr: Any) -> list[BaseFuture[Any]]:
+    """The futures ``expr`` depends on (quoted values excluded)."""
+    found: list[BaseFuture[Any]] = []
+
+    def visit(item: Any) -> Any:
+        if isinstance(item, BaseFuture):
+            found.append(item)
+        return item
+
+    visit_collection(expr, visit)
+    return found
+
+
+# --- creating task runs ---------------------------------------------------------------------
+
+
+def new_task_run(task: Any, parameters: dict[str, Any], flow_run_id: uuid.UUID | None = None) -> TaskRun:
+    """A Pending task run record for ``task`` (not yet stored)."""
+    flow_ctx = FlowRunContext.get()
+    if flow_run_id is None and flow_ctx is not None:
+        flow_run_id = flow_ctx.flow_run.id
+    run_id = uuid.uuid4()
+    state = Pending()
+    state.state_details.task_run_id = run_id
+    state.state_details.flow_run_id = flow_run_id
+    return TaskRun(
+        id=run_id,
+        name=task.resolve_run_name(parameters, run_id),
+        flow_run_id=flow_run_id,
+        task_key=task.task_key,
+        dynamic_key=_next_dynamic_key(flow_ctx, task.task_key),
+        tags=sorted(set(task.tags) | TagsContext.get().current_tags),
+        state=state,
+    )
+
+
+def _next_dynamic_key(flow_ctx: FlowRunContext | None, task_key: str) -> str:
+    if flow_ctx is None:
+        return uuid.uuid4().hex[:8]
+    counters = flow_ctx.__dict__.setdefault("dynamic_keys", {})
+    counters[task_key] = counters.get(task_key, -1) + 1
+    return str(counters[task_key])
+
+
+# --- the engine -------------------------------------------------------------------------------
+
+
+class TaskRunEngine:
+    """Runs one task run through its states; one method per outcome."""
+
+    def __init__(
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        result_storage: ResultStorage | None = None,
+    ) -> None:
+        self.task = task
+        self.task_run = task_run
+        self.parameters = parameters
+        self.result_storage = result_storage or _context_result_storage()
+        self.store = get_store()
+        self.state: State[Any] = task_run.state or Pending()
+        self.retries_done = 0
+        self._retry_delay = 0.0
+
+    @property
+    def logger(self) -> Any:
+        return get_run_logger(self._context) if self._context else get_run_logger()
+
+    _context: TaskRunContext | None = None
+
+    # --- transitions -------------------------------------------------------------------------
+
+    def set_state(self, state: State[Any], force: bool = False) -> State[Any]:
+        """Propose ``state``; on acceptance it becomes the run's state."""
+        state.state_details.task_run_id = self.task_run.id
+        state.state_details.flow_run_id = self.task_run.flow_run_id
+        while True:
+            outcome = self.store.propose_state(self.task_run.id, state, force=force)
+            if outcome.status != SetStateStatus.WAIT:
+                break
+            time.sleep(outcome.delay_seconds or 0)
+        if outcome.status == SetStateStatus.ABORT:
+            raise Abort(outcome.reason or "Run was aborted.")
+        if outcome.status == SetStateStatus.ACCEPT:
+            self._accept(state)
+        elif outcome.state is not None:
+            self.state = outcome.state
+        return self.state
+
+    def _accept(self, state: State[Any]) -> None:
+        if state.is_running():
+            self.task_run.run_count += 1
+            self.task_run.start_time = self.task_run.start_time or state.timestamp
+        if state.is_final():
+            self.task_run.end_time = state.timestamp
+        self.task_run.state = state
+        self.state = state
+
+    def begin_run(self) -> bool:
+        """Resolve inputs and move to Running; False if the run must not execute."""
+        resolved, failed = resolve_inputs(self.parameters)
+        if failed:
+            upstream = failed[0].state_details.task_run_id
+            self.set_state(
+                NotReady(message=f"Upstream task run '{upstream}' did not reach a 'COMPLETED' state.")
+            )
+            return False
+        self.parameters = resolved
+        running = Running()
+        running.state_details.worker = worker_identity()
+        self.task_run.worker = running.state_details.worker
+        if self.set_state(running) is not running:
+            return False  # a duplicate delivery, or the run is already final
+        self.run_hooks(self.task.on_running_hooks)
+        return True
+
+    def handle_success(self, value: Any) -> None:
+        """The function returned: Completed (or the state it returned)."""
+        state = return_value_to_state(value)
+        self._persist(state)
+        self.set_state(state)
+        self.run_hooks(self.task.on_completion_hooks if state.is_completed() else self.task.on_failure_hooks)
+
+    def handle_exception(self, exc: BaseException) -> bool:
+        """The function raised: retry if allowed (True), else Failed."""
+        failed = exception_to_failed_state(exc, f"Task run encountered an exception {type(exc).__name__}: {exc}")
+        if self.should_retry(failed):
+            self.handle_retry(exc)
+            return True
+        self.logger.error("Task run failed with exception: %r - Retries are exhausted", exc)
+        self._persist(failed)
+        self.set_state(failed)
+        self.run_hooks(self.task.on_failure_hooks)
+        return False
+
+    def handle_timeout(self, exc: TaskRunTimeoutError) -> bool:
+        """The function ran past ``timeout_seconds``: retry if allowed, else TimedOut."""
+        timed_out = TimedOut(message=f"Task run exceeded timeout of {self.task.timeout_seconds} second(s)", data=exc)
+        if self.should_retry(timed_out):
+            self.handle_retry(exc)
+            return True
+        self._persist(timed_out)
+        self.set_state(timed_out)
+        self.run_hooks(self.task.on_failure_hooks)
+        return False
+
+    def handle_retry(self, exc: BaseException) -> None:
+        """Schedule the next attempt: AwaitingRetry when there is a delay."""
+        delay = self.retry_delay()
+        self.retries_done += 1
+        self.logger.info(
+            "Task run failed with exception: %r - Retry %s/%s will start %s",
+            exc, self.retries_done, self.task.retries,
+            f"in {delay:.3g} second(s)" if delay else "immediately",
+        )
+        self._retry_delay = delay
+        if delay > 0:
+            self.set_state(AwaitingRetry(scheduled_time=now() + _seconds(delay)))
+
+    def begin_retry(self) -> None:
+        """Enter the next attempt (after any delay has passed)."""
+        retrying = Retrying()
+        retrying.state_details.worker = worker_identity()
+        self.set_state(retrying)
+
+    def handle_crash(self, exc: BaseException) -> None:
+        """The process is being interrupted: Crashed, then the caller re-raises."""
+        state = exception_to_crashed_state(exc)
+        self.logger.error("Crash detected! %s", state.message)
+        self.set_state(state, force=True)
+
+    def should_retry(self, state: State[Any]) -> bool:
+        """Whether retries remain and the retry condition allows another attempt."""
+        if self.retries_done >= self.task.retries:
+            return False
+        condition = self.task.retry_condition_fn
+        if condition is None:
+            return True
+        try:
+            return bool(condition(self.task, self.task_run, state))
+        except Exception:
+            self.logger.exception("retry_condition_fn raised; not retrying.")
+            return False
+
+    def retry_delay(self) -> float:
+        """Seconds before the next attempt, with jitter applied."""
+        delays = self.task.retry_delay_seconds
+        if isinstance(delays, (list, tuple)):
+            delay = float(delays[min(self.retries_done, len(delays) - 1)]) if delays else 0.0
+        else:
+            delay = float(delays or 0)
+        factor = self.task.retry_jitter_factor
+        if factor and delay:
+            factor = min(float(factor), 1.0)
+            delay = random.uniform(delay * (1 - factor), delay * (1 + factor))
+        return max(delay, 0.0)
+
+    def run_hooks(self, hooks: list[Callable[..., Any]]) -> None:
+        """Call each hook with (task, task_run, state); errors are logged, never raised."""
+        for hook in hooks:
+            name = getattr(hook, "__name__", repr(hook))
+            try:
+                outcome = hook(self.task, self.task_run, self.state)
+                if asyncio.iscoroutine(outcome):
+                    run_coro_sync(outcome)
+            except Exception:
+                self.logger.exception("An error was encountered while running hook %r", name)
+            else:
+                self.logger.info("Hook %r finished running successfully", name)
+
+    def _persist(self, state: State[Any]) -> None:
+        if self.result_storage is None or state.result_ref is not None:
+            return
+        try:
+            state.result_ref = self.result_storage.write(state.data)
+        except Exception as exc:  # the value cannot leave this process: fail clearly instead
+            state.type, state.name = StateType.FAILED, "Failed"
+            state.message = f"Task run result could not be stored: {exc}"
+            state.data = exc
+            state.result_ref = self.result_storage.write(_picklable_error(exc))
+
+    # --- context ------------------------------------------------------------------------------
+
+    @contextmanager
+    def run_context(self) -> Iterator[None]:
+        """The task run context, with print capture when ``log_prints`` is on."""
+        log_prints = self.task.log_prints
+        if log_prints is None:
+            flow_ctx = FlowRunContext.get()
+            log_prints = bool(flow_ctx and flow_ctx.log_prints)
+        self._context = TaskRunContext(
+            task=self.task,
+            task_run=self.task_run,
+            parameters=self.parameters,
+            result_storage=self.result_storage,
+            log_prints=log_prints,
+        )
+        with ExitStack() as stack:
+            stack.enter_context(self._context)
+            stack.enter_context(patch_print(log_prints))
+            yield
+
+    def call_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The resolved parameters as positional and keyword arguments."""
+        return parameters_to_args_kwargs(self.task.fn, self.parameters)
+
+    def result(self, return_type: ReturnType) -> Any:
+        """What the caller gets: the final state or its value."""
+        if return_type == "state":
+            return self.state
+        return self.state.result()
+
+
+def _picklable_error(exc: BaseException) -> BaseException:
+    from engine.exceptions import FailedRun
+
+    return FailedRun(f"{type(exc).__name__}: {exc}")
+
+
+def _seconds(value: float) -> Any:
+    import datetime
+
+    return datetime.timedelta(seconds=value)
+
+
+def _context_result_storage() -> ResultStorage | None:
+    task_ctx = TaskRunContext.get()
+    if task_ctx is not None and task_ctx.result_storage is not None:
+        return task_ctx.result_storage
+    flow_ctx = FlowRunContext.get()
+    return flow_ctx.result_storage if flow_ctx else None
+
+
+# --- drivers ---------------------------------------------------------------------------------
+
+
+def _prepare(
+    task: Any, parameters: dict[str, Any], task_run: TaskRun | None, wait_for: Any
+) -> TaskRun:
+    if task_run is None:
+        task_run = new_task_run(task, parameters)
+        get_store().create_task_run(task_run)
+    if wait_for:
+        for future in upstream_futures(wait_for):
+            future.wait()
+    return task_run
+
+
+def _wait_for_failed(wait_for: Any) -> list[State[Any]]:
+    if not wait_for:
+        return []
+    _, failed = resolve_inputs({"wait_for": wait_for})
+    return failed
+
+
+def run_task_sync(
+    task: Any,
+    parameters: dict[str, Any],
+    task_run: TaskRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
+    result_storage: ResultStorage | None = None,
+) -> Any:
+    """Run a sync task to a final state in this thread."""
+    task_run = _prepare(task, parameters, task_run, wait_for)
+    engine = TaskRunEngine(task, task_run, parameters, result_storage)
+    with engine.run_context():
+        if _wait_for_failed(wait_for):
+            engine.set_state(NotReady(message="An upstream in wait_for did not complete."))
+        elif engine.begin_run():
+            _attempt_loop_sync(engine)
+    return engine.result(return_type)
+
+
+def _attempt_loop_sync(engine: TaskRunEngine) -> None:
+    while True:
+        try:
+            args, kwargs = engine.call_args()
+            value = call_with_timeout(
+                lambda: engine.task.fn(*args, **kwargs),
+                engine.task.timeout_seconds,
+                lambda: TaskRunTimeoutError(f"Task run exceeded {engine.task.timeout_seconds}s."),
+            )
+        except TaskRunTimeoutError as exc:
+            again = engine.handle_timeout(exc)
+        except Exception as exc:
+            again = engine.handle_exception(exc)
+        except BaseException as exc:
+            engine.handle_crash(exc)
+            raise
+        else:
+            engine.handle_success(value)
+            return
+        if not again:
+            return
+        time.sleep(engine._retry_delay)
+        engine.begin_retry()
+
+
+async def run_task_async(
+    task: Any,
+    parameters: dict[str, Any],
+    task_run: TaskRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
+    result_storage: ResultStorage | None = None,
+) -> Any:
+    """Run an async task to a final state on the running event loop."""
+    task_run = _prepare(task, parameters, task_run, wait_for)
+    engine = TaskRunEngine(task, task_run, parameters, result_storage)
+    with engine.run_context():
+        if _wait_for_failed(wait_for):
+            engine.set_state(NotReady(message="An upstream in wait_for did not complete."))
+        elif engine.begin_run():
+            await _attempt_loop_async(engine)
+    return engine.result(return_type)
+
+
+async def _attempt_loop_async(engine: TaskRunEngine) -> None:
+    while True:
+        try:
+            args, kwargs = engine.call_args()
+            value = await asyncio.wait_for(engine.task.fn(*args, **kwargs), engine.task.timeout_seconds)
+        except (asyncio.TimeoutError, TaskRunTimeoutError):
+            again = engine.handle_timeout(TaskRunTimeoutError(f"Task run exceeded {engine.task.timeout_seconds}s."))
+        except Exception as exc:
+            again = engine.handle_exception(exc)
+        except BaseException as exc:
+            engine.handle_crash(exc)
+            raise
+        else:
+            engine.handle_success(value)
+            return
+        if not again:
+            return
+        await asyncio.sleep(engine._retry_delay)
+        engine.begin_retry()
+
+
+def run_generator_task_sync(
+    task: Any,
+    parameters: dict[str, Any],
+    task_run: TaskRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
+) -> Iterator[Any]:
+    """Run a generator task, yielding each value to the caller as it comes."""
+    task_run = _prepare(task, parameters, task_run, wait_for)
+    engine = TaskRunEngine(task, task_run, parameters)
+    with engine.run_context():
+        if not engine.begin_run():
+            engine.result(return_type)
+            return
+        args, kwargs = engine.call_args()
+        try:
+            yield from engine.task.fn(*args, **kwargs)
+        except Exception as exc:
+            engine.handle_exception(exc)
+            engine.result(return_type)
+        except BaseException as exc:
+            engine.handle_crash(exc)
+            raise
+        else:
+            engine.handle_success(None)
+
+
+async def run_generator_task_async(
+    task: Any,
+    parameters: dict[str, Any],
+    task_run: TaskRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
+) -> AsyncIterator[Any]:
+    """Run an async generator task, yielding each value as it comes."""
+    task_run = _prepare(task, parameters, task_run, wait_for)
+    engine = TaskRunEngine(task, task_run, parameters)
+    with engine.run_context():
+        if not engine.begin_run():
+            engine.result(return_type)
+            return
+        args, kwargs = engine.call_args()
+        try:
+            async for item in engine.task.fn(*args, **kwargs):
+                yield item
+        except Exception as exc:
+            engine.handle_exception(exc)
+            engine.result(return_type)
+        except BaseException as exc:
+            engine.handle_crash(exc)
+            raise
+        else:
+            engine.handle_success(None)
+
+
+def run_task(
+    task: Any,
+    parameters: dict[str, Any],
+    task_run: TaskRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
+    result_storage: ResultStorage | None = None,
+) -> Any:
+    """Run ``task`` in this thread whatever its kind; async tasks get their own loop."""
+    if task.is_async:
+        return asyncio.run(
+            run_task_async(task, parameters, task_run, wait_for, return_type, result_storage)
+        )
+    return run_task_sync(task, parameters, task_run, wait_for, return_type, result_storage)
+
+
+def begin_task_run(
+    task: Any,
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    context: dict[str, Any],
+    result_storage: ResultStorage | None = None,
+) -> State[Any]:
+    """Run a task run that another process created: hydrate its context, run, return its state.
+
+    This is what a worker calls. A run that is already running or final is not
+    run again (the store rejects the second Running), and its current state is
+    returned.
+    """
+    with hydrated_context(context):
+        return run_task(task, parameters, task_run, None, "state", result_storage)  # type: ignore[no-any-return]
+
+
+def failed_upstreams(parameters: dict[str, Any], wait_for: Any = None) -> list[State[Any]]:
+    """States of finished upstreams that did not complete and are not ``allow_failure``."""
+    failed: list[State[Any]] = []
+
+    def check(expr: Any, allowed: bool) -> Any:
+        def visit(item: Any) -> Any:
+            if isinstance(item, quote):
+                return item
+            if isinstance(item, allow_failure):
+                check(item.value, True)
+                return item
+            state = item.state if isinstance(item, BaseFuture) else item
+            if isinstance(state, State):
+                if not allowed and not state.is_completed():
+                    failed.append(state)
+                return None  # a state is a leaf: don't descend into it
+            return item
+
+        visit_collection(expr, visit)
+
+    check(parameters, False)
+    check(wait_for, False)
+    return failed

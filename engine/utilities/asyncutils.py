@@ -1,0 +1,39 @@
+"""Running coroutines from synchronous code that may already be inside a loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run_coro_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a fresh loop in a helper thread (keeping context)."""
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome["value"] = context.run(asyncio.run, coro)
+        except BaseException as exc:  # carried back to the caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="celerity-async")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def run_coro_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` from sync code: directly if no loop is running, else in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    return run_coro_in_thread(coro)

@@ -1,0 +1,65 @@
+"""Binding call arguments to a function's parameters, and back again."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from engine.exceptions import ParameterBindError
+
+
+def get_call_parameters(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], apply_defaults: bool = True
+) -> dict[str, Any]:
+    """Map call arguments to parameter names; raises ParameterBindError naming the culprit."""
+    signature = inspect.signature(fn)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        name = getattr(fn, "__name__", repr(fn))
+        raise ParameterBindError(f"Error binding parameters for function {name!r}: {exc}.") from None
+    if apply_defaults:
+        bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def parameters_to_args_kwargs(
+    fn: Callable[..., Any], parameters: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Turn a parameter dict back into positional and keyword arguments for ``fn``."""
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        if name not in parameters:
+            continue
+        value = parameters[name]
+        if param.kind == param.VAR_POSITIONAL:
+            args.extend(value)
+        elif param.kind == param.VAR_KEYWORD:
+            kwargs.update(value)
+        elif param.kind == param.POSITIONAL_ONLY:
+            args.append(value)
+        else:
+            kwargs[name] = value
+    unknown = set(parameters) - set(inspect.signature(fn).parameters)
+    if unknown:
+        raise ParameterBindError(
+            f"Function {getattr(fn, '__name__', fn)!r} got unexpected parameters: {sorted(unknown)}."
+        )
+    return tuple(args), kwargs
+
+
+def is_async_fn(fn: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions."""
+    return inspect.iscoroutinefunction(inspect.unwrap(fn))
+
+
+def is_generator_fn(fn: Callable[..., Any]) -> bool:
+    """True for functions containing ``yield`` (sync generators)."""
+    return inspect.isgeneratorfunction(inspect.unwrap(fn))
+
+
+def is_async_generator_fn(fn: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions containing ``yield``."""
+    return inspect.isasyncgenfunction(inspect.unwrap(fn))

@@ -1,0 +1,184 @@
+"""Spec items 1 and 7 (hooks): state-change hooks on tasks and flows."""
+
+import logging
+
+from engine import flow, task
+from engine.states import Cancelled
+
+from . import _helpers as h
+from ._side_effects import recorded
+from ._tasks import (
+    exploding_hook,
+    flow_on_cancellation,
+    flow_on_completion,
+    flow_on_failure,
+    flow_on_running,
+    task_on_completion,
+    task_on_failure,
+    task_on_running,
+)
+
+TASK_HOOKS = {
+    "on_completion": [task_on_completion],
+    "on_failure": [task_on_failure],
+    "on_running": [task_on_running],
+}
+FLOW_HOOKS = {
+    "on_completion": [flow_on_completion],
+    "on_failure": [flow_on_failure],
+    "on_running": [flow_on_running],
+    "on_cancellation": [flow_on_cancellation],
+}
+
+
+@task(name="hooked-ok", **TASK_HOOKS)
+def hooked_ok_task():
+    return "ok"
+
+
+@task(name="hooked-bad", **TASK_HOOKS)
+def hooked_bad_task():
+    raise ValueError("hooked failure")
+
+
+@task(name="exploding-hook-task", on_completion=[exploding_hook, task_on_completion])
+def exploding_hook_task():
+    return "still fine"
+
+
+@flow
+def task_hooks_flow():
+    ok = hooked_ok_task(return_state=True)
+    bad = hooked_bad_task(return_state=True)
+    return ok.state_details.task_run_id, bad.state_details.task_run_id
+
+
+@flow
+def submitted_task_hooks_flow():
+    future = hooked_ok_task.submit()
+    future.wait()
+    return future.task_run_id
+
+
+@flow
+def exploding_task_hook_flow():
+    state = exploding_hook_task(return_state=True)
+    return state.name, state.result(), state.state_details.task_run_id
+
+
+@flow(name="hooked-ok-flow", **FLOW_HOOKS)
+def hooked_ok_flow():
+    return "ok"
+
+
+@flow(name="hooked-bad-flow", **FLOW_HOOKS)
+def hooked_bad_flow():
+    raise ValueError("flow hook failure")
+
+
+@flow(name="hooked-cancelled-flow", **FLOW_HOOKS)
+def hooked_cancelled_flow():
+    return Cancelled(message="cancelled by the flow itself")
+
+
+@flow(name="exploding-hook-flow", on_completion=[exploding_hook, flow_on_completion])
+def exploding_hook_flow():
+    return "flow still fine"
+
+
+@flow(name="exploding-failure-hook-flow", on_failure=[exploding_hook])
+def exploding_failure_hook_flow():
+    raise KeyError("original failure")
+
+
+class TestTaskHooks:
+    def test_completion_and_failure_hooks(self):
+        ok_id, bad_id = task_hooks_flow()
+        assert recorded(f"hooks:{ok_id}") == [
+            ("on_running", "hooked-ok", "Running"),
+            ("on_completion", "hooked-ok", "Completed"),
+        ]
+        assert recorded(f"hooks:{bad_id}") == [
+            ("on_running", "hooked-bad", "Running"),
+            ("on_failure", "hooked-bad", "Failed"),
+        ]
+        assert h.names(ok_id) == ["Pending", "Running", "Completed"]
+        assert h.names(bad_id) == ["Pending", "Running", "Failed"]
+
+    def test_hooks_on_submitted_task(self):
+        task_run_id = submitted_task_hooks_flow()
+        assert recorded(f"hooks:{task_run_id}") == [
+            ("on_running", "hooked-ok", "Running"),
+            ("on_completion", "hooked-ok", "Completed"),
+        ]
+
+    def test_hook_error_is_logged_not_raised(self):
+        state = exploding_task_hook_flow(return_state=True)
+        assert state.is_completed()
+        name, value, task_run_id = state.result()
+        assert (name, value) == ("Completed", "still fine")
+        assert recorded(f"hooks:{task_run_id}") == [
+            ("exploding_hook", "Completed"),
+            ("on_completion", "exploding-hook-task", "Completed"),
+        ]
+        assert h.names(task_run_id) == ["Pending", "Running", "Completed"]
+        errors = [
+            log
+            for log in h.logs(state.state_details.flow_run_id)
+            if log.level >= logging.ERROR and "exploding_hook" in log.message
+        ]
+        assert errors
+
+
+class TestFlowHooks:
+    def test_completion_hook(self):
+        state = hooked_ok_flow(return_state=True)
+        flow_run_id = state.state_details.flow_run_id
+        assert recorded(f"hooks:{flow_run_id}") == [
+            ("on_running", "hooked-ok-flow", "Running"),
+            ("on_completion", "hooked-ok-flow", "Completed"),
+        ]
+        assert h.names(flow_run_id) == ["Pending", "Running", "Completed"]
+
+    def test_failure_hook(self):
+        state = hooked_bad_flow(return_state=True)
+        flow_run_id = state.state_details.flow_run_id
+        assert recorded(f"hooks:{flow_run_id}") == [
+            ("on_running", "hooked-bad-flow", "Running"),
+            ("on_failure", "hooked-bad-flow", "Failed"),
+        ]
+        assert h.names(flow_run_id) == ["Pending", "Running", "Failed"]
+
+    def test_cancellation_hook(self):
+        # Assumption: a flow that returns a Cancelled state ends Cancelled and
+        # runs its on_cancellation hooks.
+        state = hooked_cancelled_flow(return_state=True)
+        assert state.is_cancelled()
+        flow_run_id = state.state_details.flow_run_id
+        assert recorded(f"hooks:{flow_run_id}") == [
+            ("on_running", "hooked-cancelled-flow", "Running"),
+            ("on_cancellation", "hooked-cancelled-flow", "CANCELLED"),
+        ]
+        assert h.names(flow_run_id)[:2] == ["Pending", "Running"]
+        assert h.types(flow_run_id)[-1] == "CANCELLED"
+
+    def test_hook_error_is_logged_not_raised(self):
+        assert exploding_hook_flow() == "flow still fine"
+        state = exploding_hook_flow(return_state=True)
+        flow_run_id = state.state_details.flow_run_id
+        assert state.is_completed()
+        assert recorded(f"hooks:{flow_run_id}") == [
+            ("exploding_hook", "Completed"),
+            ("on_completion", "exploding-hook-flow", "Completed"),
+        ]
+        assert h.names(flow_run_id) == ["Pending", "Running", "Completed"]
+        assert any(
+            log.level >= logging.ERROR and "exploding_hook" in log.message
+            for log in h.logs(flow_run_id)
+        )
+
+    def test_failure_hook_error_keeps_original_failure(self):
+        state = exploding_failure_hook_flow(return_state=True)
+        assert state.is_failed()
+        assert isinstance(state.result(raise_on_failure=False), KeyError)
+        assert h.names(state.state_details.flow_run_id) == ["Pending", "Running", "Failed"]

@@ -1,0 +1,100 @@
+"""Spec item 11: run loggers, log shipping to the store, log_prints."""
+
+import logging
+
+import pytest
+
+from engine import flow, task
+from engine.context import FlowRunContext, TaskRunContext
+from engine.exceptions import MissingContextError
+from engine.logging import disable_run_logger, get_logger, get_run_logger
+
+from . import _helpers as h
+
+
+@task
+def logging_task(marker):
+    get_run_logger().warning(f"task-message-{marker}")
+    return TaskRunContext.get().task_run.id
+
+
+@flow
+def logging_flow(marker):
+    get_run_logger().info(f"flow-message-{marker}")
+    task_run_id = logging_task(marker)
+    return FlowRunContext.get().flow_run.id, task_run_id
+
+
+@flow
+def disabled_logger_flow(marker):
+    with disable_run_logger():
+        get_run_logger().info(f"hidden-{marker}")
+    get_run_logger().info(f"visible-{marker}")
+    return FlowRunContext.get().flow_run.id
+
+
+@task(log_prints=True)
+def printing_task(marker):
+    print(f"task-print-{marker}")
+    return TaskRunContext.get().task_run.id
+
+
+@flow(log_prints=True)
+def printing_flow(marker):
+    print(f"flow-print-{marker}")
+    return FlowRunContext.get().flow_run.id, printing_task(marker)
+
+
+@flow
+def not_printing_flow(marker):
+    print(f"quiet-print-{marker}")
+    return FlowRunContext.get().flow_run.id
+
+
+class TestRunLogger:
+    def test_flow_and_task_logs_reach_store_with_run_ids(self, key):
+        flow_run_id, task_run_id = logging_flow(key)
+        logs = h.logs(flow_run_id)
+        flow_logs = [log for log in logs if log.message == f"flow-message-{key}"]
+        task_logs = [log for log in logs if log.message == f"task-message-{key}"]
+        assert len(flow_logs) == 1
+        assert len(task_logs) == 1
+        flow_log, task_log = flow_logs[0], task_logs[0]
+        assert flow_log.flow_run_id == flow_run_id
+        assert flow_log.task_run_id is None
+        assert flow_log.level == logging.INFO
+        assert task_log.flow_run_id == flow_run_id
+        assert task_log.task_run_id == task_run_id
+        assert task_log.level == logging.WARNING
+        assert isinstance(flow_log.name, str) and flow_log.name
+        assert isinstance(task_log.name, str) and task_log.name
+
+    def test_run_logger_outside_run_raises(self):
+        with pytest.raises(MissingContextError):
+            get_run_logger()
+
+    def test_get_logger_returns_stdlib_logger(self):
+        logger = get_logger("semantics-test")
+        assert isinstance(logger, logging.Logger)
+        assert "semantics-test" in logger.name
+
+    def test_disable_run_logger(self, key):
+        flow_run_id = disabled_logger_flow(key)
+        messages = h.log_messages(flow_run_id)
+        assert f"visible-{key}" in messages
+        assert not any(f"hidden-{key}" in m for m in messages)
+
+
+class TestLogPrints:
+    def test_prints_captured_for_flow_and_task(self, key):
+        flow_run_id, task_run_id = printing_flow(key)
+        logs = h.logs(flow_run_id)
+        flow_prints = [log for log in logs if f"flow-print-{key}" in log.message]
+        task_prints = [log for log in logs if f"task-print-{key}" in log.message]
+        assert flow_prints and flow_prints[0].flow_run_id == flow_run_id
+        assert task_prints and task_prints[0].task_run_id == task_run_id
+
+    def test_prints_not_captured_without_log_prints(self, key, capsys):
+        flow_run_id = not_printing_flow(key)
+        assert not any(f"quiet-print-{key}" in m for m in h.log_messages(flow_run_id))
+        assert f"quiet-print-{key}" in capsys.readouterr().out

@@ -1,0 +1,81 @@
+"""Spec item 8: subflows are child flow runs linked to a parent task run."""
+
+import pytest
+
+from engine import flow
+from engine.context import FlowRunContext
+
+from . import _helpers as h
+from ._side_effects import record, recorded
+from ._tasks import add
+
+
+@flow
+def child_flow(key, x):
+    ctx = FlowRunContext.get()
+    record(key, ("child", ctx.flow_run.id.hex, str(ctx.flow_run.parent_task_run_id)))
+    return add(x, 1)
+
+
+@flow
+def parent_flow(key):
+    record(key, ("parent", FlowRunContext.get().flow_run.id.hex, None))
+    return child_flow(key, 10) * 2
+
+
+@flow
+def failing_child_flow():
+    raise ValueError("child failed")
+
+
+@flow
+def parent_not_catching_flow():
+    failing_child_flow()
+    return "unreachable"
+
+
+@flow
+def parent_inspecting_flow():
+    state = failing_child_flow(return_state=True)
+    return state.type.value, state.name, type(state.result(raise_on_failure=False)).__name__
+
+
+@flow
+def parent_catching_flow():
+    try:
+        failing_child_flow()
+    except ValueError as exc:
+        return f"caught {exc}"
+    return "not raised"
+
+
+class TestSubflows:
+    def test_child_flow_run_linked_to_parent(self, key):
+        assert parent_flow(key) == 22
+        (parent_entry, child_entry) = recorded(key)
+        assert parent_entry[0] == "parent" and child_entry[0] == "child"
+        parent_id, child_id = parent_entry[1], child_entry[1]
+        assert parent_id != child_id
+        parent_task_run_id = child_entry[2]
+        assert parent_task_run_id != "None"
+        linking_task_run = h.task_run(parent_task_run_id)
+        assert linking_task_run.flow_run_id.hex == parent_id
+        assert h.flow_run(child_id).parent_task_run_id is not None
+        assert h.names(child_id) == ["Pending", "Running", "Completed"]
+        assert h.names(parent_id) == ["Pending", "Running", "Completed"]
+
+    def test_uncaught_child_failure_fails_parent(self):
+        state = parent_not_catching_flow(return_state=True)
+        assert state.is_failed()
+        assert isinstance(state.result(raise_on_failure=False), ValueError)
+        assert h.names(state.state_details.flow_run_id) == ["Pending", "Running", "Failed"]
+        with pytest.raises(ValueError, match="child failed"):
+            parent_not_catching_flow()
+
+    def test_parent_inspects_child_state(self):
+        state = parent_inspecting_flow(return_state=True)
+        assert state.is_completed()
+        assert state.result() == ("FAILED", "Failed", "ValueError")
+
+    def test_parent_catches_child_exception(self):
+        assert parent_catching_flow() == "caught child failed"
