@@ -57,6 +57,12 @@ class FlowRunEngine:
         self.parameters = parameters
         self.store = get_store()
         self.parent_task_run: TaskRun | None = None
+        self.validation_error: ParameterTypeError | None = None
+        if flow.should_validate_parameters:
+            try:
+                self.parameters = flow.validate_parameters(parameters)
+            except ParameterTypeError as exc:
+                self.validation_error = exc
         self.flow_run = flow_run or self._create_flow_run()
         self.state: State[Any] = self.flow_run.state or Pending()
         self.retries_done = 0
@@ -83,7 +89,7 @@ class FlowRunEngine:
             flow_name=self.flow.name,
             flow_version=self.flow.version,
             parameters=jsonable_parameters(self.parameters),
-            tags=sorted(TagsContext.get().current_tags),
+            tags=sorted(TagsContext.get().current_tags | self.flow.tags),
             parent_task_run_id=self.parent_task_run.id if self.parent_task_run else None,
             parent_flow_run_id=parent.flow_run.id if parent else None,
             state=state,
@@ -148,13 +154,11 @@ class FlowRunEngine:
 
     def begin_run(self) -> bool:
         """Validate parameters and move to Running; False if the run must not execute."""
-        if self.flow.should_validate_parameters:
-            try:
-                self.parameters = self.flow.validate_parameters(self.parameters)
-            except ParameterTypeError as exc:
-                self.set_state(Failed(message=str(exc), data=exc))
-                self.run_hooks(self.flow.on_failure_hooks)
-                return False
+        if self.validation_error is not None:
+            self.logger.error("%s", self.validation_error)
+            self.set_state(Failed(message=str(self.validation_error), data=self.validation_error))
+            self.run_hooks(self.flow.on_failure_hooks)
+            return False
         if self.set_state(Running()).type != StateType.RUNNING:
             return False
         self.run_hooks(self.flow.on_running_hooks)

@@ -39,6 +39,7 @@ class Flow(Generic[R]):
         retry_delay_seconds: float | None = None,
         task_runner: Any = None,
         description: str | None = None,
+        tags: list[str] | None = None,
         timeout_seconds: float | None = None,
         validate_parameters: bool = True,
         persist_result: bool | None = None,
@@ -61,6 +62,7 @@ class Flow(Generic[R]):
         self.retry_delay_seconds = float(retry_delay_seconds or 0)
         self._task_runner = task_runner
         self.description = description or inspect.getdoc(fn)
+        self.tags = set(tags or ())
         self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
         self.should_validate_parameters = validate_parameters
         self.persist_result = persist_result

@@ -573,7 +573,7 @@ def failed_upstreams(parameters: dict[str, Any], wait_for: Any = None) -> list[S
                 return item
             if isinstance(item, allow_failure):
                 check(item.value, True)
-                return item
+                return None  # already checked: don't descend again
             state = item.state if isinstance(item, BaseFuture) else item
             if isinstance(state, State):
                 if not allowed and not state.is_completed():

@@ -30,7 +30,7 @@ def task_context_probe(x, y=5):
         "parameters": ctx.parameters,
         "tags": sorted(ctx.task_run.tags),
         "run_context_is_task": isinstance(run_ctx, TaskRunContext),
-        "flow_run_id_seen": FlowRunContext.get().flow_run.id,
+        "flow_run_id_seen": FlowRunContext.get().flow_run.id if FlowRunContext.get() else None,
     }
 
 
