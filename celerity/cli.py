@@ -1,7 +1,9 @@
 """The ``celerity`` command line: one click group per noun.
 
-Implemented: ``config show`` and ``flow run``. The groups ``worker``,
-``coordinator``, ``runs`` and ``dev`` are added by their own modules later.
+This module holds ``config show`` and ``flow run``; ``flow submit`` and
+``runs`` live in ``celerity.cli_runs``, ``worker``, ``coordinator`` and ``dev``
+in ``celerity.cli_fleet``. Those modules never import this one (so that
+``python -m celerity.cli`` does not build two command trees); it adds them below.
 """
 
 from __future__ import annotations
@@ -15,13 +17,9 @@ from rich.pretty import pretty_repr
 from rich.table import Table
 
 from broker_config.settings import ENV_PREFIX, CeleritySettings, masked_settings
+from celerity import cli_fleet, cli_runs
+from celerity.cli_common import UsageFailure
 from celerity.loading import LoadError, load_target, parse_params
-
-
-class UsageFailure(click.ClickException):
-    """A user error (bad target, bad parameters): printed without a traceback, exit 2."""
-
-    exit_code = 2
 
 
 def _console(stderr: bool = False) -> Console:
@@ -90,7 +88,7 @@ def config_show(as_json: bool) -> None:
 
 @main.group()
 def flow() -> None:
-    """Run flows."""
+    """Run flows here, or submit them to coordinators."""
 
 
 def _load_flow(target: str) -> Any:
@@ -146,6 +144,13 @@ def flow_run(target: str, pairs: tuple[str, ...], params_json: str | None) -> No
     _print_final_state(state)
     if not state.is_completed():
         click.get_current_context().exit(1)
+
+
+# --- commands from other modules -----------------------------------------------------
+
+flow.add_command(cli_runs.flow_submit)
+for _command in [*cli_runs.COMMANDS, *cli_fleet.COMMANDS]:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

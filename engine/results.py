@@ -67,6 +67,10 @@ class ResultStorage(ABC):
         """The value behind ``ref``."""
         return loads(self.read_bytes(ref.key))
 
+    def read_many(self, refs: list[ResultRef]) -> list[Any]:
+        """The values behind many refs (stores override this to use one round trip)."""
+        return [self.read(ref) for ref in refs]
+
 
 class MemoryResultStorage(ResultStorage):
     """Process-local storage for the embedded mode (values stay pickled, like elsewhere)."""
@@ -131,6 +135,13 @@ class RedisResultStorage(ResultStorage):
         for key, payload in items.items():
             pipe.set(self._key(key), payload, ex=self.ttl_seconds)
         pipe.execute()
+
+    def read_many(self, refs: list[ResultRef]) -> list[Any]:
+        payloads = self.client.mget([self._key(ref.key) for ref in refs]) if refs else []
+        missing = [ref.key for ref, payload in zip(refs, payloads, strict=True) if payload is None]
+        if missing:
+            raise MissingResult(f"No result for {len(missing)} upstream run(s) (expired?): {missing[:3]}")
+        return [loads(payload) for payload in payloads]
 
     def read_bytes(self, key: str) -> bytes:
         payload = self.client.get(self._key(key))

@@ -21,7 +21,17 @@ from engine.results import ResultRef, read_result
 
 R = TypeVar("R")
 
-_NOT_LOADED: Any = object()
+class _NotLoaded:
+    """Marks a state whose value is not in this process (survives pickling as itself)."""
+
+    def __reduce__(self) -> str:
+        return "_NOT_LOADED"
+
+    def __repr__(self) -> str:
+        return "<not loaded>"
+
+
+_NOT_LOADED: Any = _NotLoaded()
 
 
 class StateType(str, Enum):
@@ -105,6 +115,10 @@ class State(BaseModel, Generic[R]):
     @data.setter
     def data(self, value: Any) -> None:
         self._data = value
+
+    def has_loaded_data(self) -> bool:
+        """True when the value is already in this process."""
+        return self._data is not _NOT_LOADED
 
     def has_data(self) -> bool:
         """True when the value is in this process or can be loaded."""

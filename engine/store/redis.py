@@ -63,6 +63,40 @@ return 1
 """
 
 
+# Compare-and-set one run. KEYS: run, history, events stream ("" for none).
+# ARGV: expected run JSON, new run JSON, state JSON, ttl (>0 expire, -1 persist,
+# 0 leave), task run id to announce ("" for none). Returns 1 when written, -1
+# when the run is missing, else the run JSON that is there now.
+_COMPARE_AND_SET_LUA = """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return -1
+end
+if current ~= ARGV[1] then
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+elseif ttl < 0 then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'task_run_id', ARGV[5], 'state', ARGV[3])
+end
+return 1
+"""
+
+
+def _is_completion(state: State[Any]) -> bool:
+    """States that finish a task run's future: final ones and NotReady."""
+    return state.is_final() or state.name == "NotReady"
+
+
 def masked_url(url: str) -> str:
     """``url`` with its password replaced by ``***``."""
     parts = urlsplit(url)
@@ -140,6 +174,13 @@ class RedisRunStore(RunStore):
             health_check_interval=health_check_interval,
         )
         self._create_run = self._client.register_script(_CREATE_RUN_LUA)
+        self._cas = self._client.register_script(_COMPARE_AND_SET_LUA)
+        self._known: dict[uuid.UUID, bytes] = {}
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis connection (the event stream and result storage share it)."""
+        return self._client
 
     def __repr__(self) -> str:
         return f"RedisRunStore({masked_url(self.url)!r}, prefix={self.prefix!r})"
@@ -239,54 +280,72 @@ class RedisRunStore(RunStore):
     ) -> OrchestrationResult:
         """Atomically set a run's state if the transition rules allow it.
 
-        A WATCH/MULTI compare-and-set: if another process changes the run
-        between our read and our write, the attempt is retried on fresh data.
+        The rules run here in Python on the run as last seen; a Lua script then
+        writes only if the stored run is still exactly that (compare-and-set),
+        else hands back the fresh run for another evaluation. A task run that
+        reaches a final state (or NotReady) appends a completion event to its
+        flow run's stream in the same atomic step.
         """
-        with self._client.pipeline() as pipe:
-            while True:
-                try:
-                    return self._propose_once(pipe, run_id, state, force)
-                except redis.WatchError:
-                    continue
-
-    def _propose_once(
-        self, pipe: Any, run_id: uuid.UUID, state: State[Any], force: bool
-    ) -> OrchestrationResult:
         key = keys.run(self.prefix, run_id)
-        pipe.watch(key)
-        raw = pipe.get(key)
-        if raw is None:
-            raise ObjectNotFound(f"No run with id {run_id}.")
-        kind, run = _decode_run(raw)
-        status, reason, delay = evaluate_transition(run.state, state, force)
-        if status != SetStateStatus.ACCEPT:
-            return OrchestrationResult(
-                status=status, state=run.state, reason=reason, delay_seconds=delay
-            )
-        owned = self._lifetime_keys(pipe, kind, run, state)
-        updated = run.model_copy(update=entering_fields(run, state))
-        pipe.multi()
-        pipe.set(key, _encode_run(kind, updated))
-        pipe.rpush(keys.history(self.prefix, run_id), state.model_dump_json())
-        for owned_key in owned:
-            if state.is_final():
+        raw = self._known.get(run_id) or self._client.get(key)
+        while True:
+            if raw is None:
+                raise ObjectNotFound(f"No run with id {run_id}.")
+            kind, run = _decode_run(raw)
+            status, reason, delay = evaluate_transition(run.state, state, force)
+            if status != SetStateStatus.ACCEPT:
+                self._known.pop(run_id, None)
+                return OrchestrationResult(
+                    status=status, state=run.state, reason=reason, delay_seconds=delay
+                )
+            new_raw = _encode_run(kind, run.model_copy(update=entering_fields(run, state)))
+            outcome = self._compare_and_set(kind, run, raw, new_raw, state)
+            if outcome == 1:
+                break
+            raw = outcome if outcome != -1 else None
+        self._remember(run_id, new_raw, state)
+        if kind == "flow" and (state.is_final() or (run.state and run.state.is_final())):
+            self._set_flow_lifetime(run.id, state.is_final())
+        return OrchestrationResult(status=status, state=state)
+
+    def _compare_and_set(
+        self, kind: Kind, run: FlowRun | TaskRun, expected: Any, new_raw: str, state: State[Any]
+    ) -> Any:
+        was_final = run.state is not None and run.state.is_final()
+        ttl = self.retention_seconds if state.is_final() else (-1 if was_final else 0)
+        flow_run_id = getattr(run, "flow_run_id", None)
+        announce = kind == "task" and flow_run_id is not None and _is_completion(state)
+        events_key = keys.events(self.prefix, flow_run_id) if announce else ""
+        return self._cas(
+            keys=[keys.run(self.prefix, run.id), keys.history(self.prefix, run.id), events_key],
+            args=[expected, new_raw, state.model_dump_json(), ttl, str(run.id) if announce else ""],
+        )
+
+    def _remember(self, run_id: uuid.UUID, raw: str, state: State[Any]) -> None:
+        # The next proposal for this run (usually from this process) can skip
+        # its read; a stale entry only costs one failed compare-and-set.
+        if state.is_final() or len(self._known) > 10_000:
+            self._known.pop(run_id, None)
+        else:
+            self._known[run_id] = raw.encode()
+
+    def prime(self, run_ids: list[uuid.UUID]) -> None:
+        """Read many runs in one round trip so that their next proposals skip the read."""
+        if not run_ids:
+            return
+        raws = self._client.mget([keys.run(self.prefix, run_id) for run_id in run_ids])
+        for run_id, raw in zip(run_ids, raws, strict=True):
+            if raw is not None:
+                self._known[run_id] = raw
+
+    def _set_flow_lifetime(self, flow_run_id: uuid.UUID, final: bool) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for owned_key in self._flow_owned_keys(self._client, flow_run_id):
+            if final:
                 pipe.expire(owned_key, self.retention_seconds)
             else:
                 pipe.persist(owned_key)
         pipe.execute()
-        return OrchestrationResult(status=status, state=state)
-
-    def _lifetime_keys(
-        self, pipe: Any, kind: Kind, run: FlowRun | TaskRun, proposed: State[Any]
-    ) -> list[str]:
-        """The keys whose TTL this transition changes (none if it stays non-final)."""
-        was_final = run.state is not None and run.state.is_final()
-        if not (proposed.is_final() or was_final):
-            return []
-        owned = [keys.run(self.prefix, run.id), keys.history(self.prefix, run.id)]
-        if kind == "flow":
-            owned += self._flow_owned_keys(pipe, run.id)
-        return owned
 
     def _flow_owned_keys(self, pipe: Any, flow_run_id: uuid.UUID) -> list[str]:
         """Everything a flow run owns beyond its own record: logs, inputs, task runs."""

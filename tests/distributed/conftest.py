@@ -1,0 +1,57 @@
+"""Fixtures for distributed tests: a flows directory and a fleet on the session's Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from .fleet import Fleet, running_fleet
+
+FLOWS = '''\
+from engine import flow, get_run_logger, task
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@flow
+def pipeline(x: int) -> int:
+    first, second = square.submit(x), square.submit(x + 1)
+    total = add.submit(first, second).result()
+    get_run_logger().info("pipeline total is %s", total)
+    return total
+'''
+
+
+@pytest.fixture(scope="module")
+def flows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory (put on the fleet's PYTHONPATH) holding ``dist_flows.py``."""
+    directory = tmp_path_factory.mktemp("flows")
+    (directory / "dist_flows.py").write_text(FLOWS)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    redis_server, flows_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    """Two prefork workers and a coordinator on the session's (flushed) Redis, for one module."""
+    redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    log_path = tmp_path_factory.mktemp("fleet") / "fleet.log"
+    with running_fleet(redis_server.url, log_path, pythonpath=[flows_dir]) as running:
+        yield running

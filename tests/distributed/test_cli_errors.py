@@ -1,0 +1,51 @@
+"""Commands that need Redis say so clearly, without tracebacks."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from celerity.cli import main
+from workers.dev import free_port
+
+REDIS_COMMANDS = [
+    ["runs", "ls"],
+    ["runs", "show", "00000000-0000-0000-0000-000000000000"],
+    ["runs", "logs", "00000000-0000-0000-0000-000000000000"],
+    ["flow", "submit", "x.py:f"],
+    ["worker", "start"],
+    ["coordinator", "start"],
+]
+
+
+@pytest.mark.parametrize("args", REDIS_COMMANDS, ids=" ".join)
+def test_without_a_broker_url_commands_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 2, result.output
+    assert "CELERITY_BROKER_URL is not set" in result.output
+
+
+@pytest.mark.parametrize("args", REDIS_COMMANDS, ids=" ".join)
+def test_a_dead_redis_is_one_line(args: list[str], monkeypatch: pytest.MonkeyPatch,
+                                  tmp_path) -> None:
+    monkeypatch.setenv("CELERITY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    if args[:2] == ["flow", "submit"]:
+        (tmp_path / "x.py").write_text("")
+        args = ["flow", "submit", f"{tmp_path / 'x.py'}:f"]
+
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: Cannot reach"), result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_run_id_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELERITY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+
+    result = CliRunner().invoke(main, ["runs", "show", "not-a-uuid"])
+
+    assert result.exit_code == 2
+    assert "not a flow run id" in result.output

@@ -1,0 +1,37 @@
+"""The Celery app factory: one app per settings, with Celerity's tasks registered."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from broker_config.celery_config import celery_config
+from broker_config.settings import CeleritySettings, get_settings
+from workers.envelope import register_envelope_serializer
+
+_apps: dict[str, Celery] = {}
+
+
+def create_app(settings: CeleritySettings | None = None) -> Celery:
+    """A Celery app configured from settings, with the task-run and flow-run tasks."""
+    settings = settings or get_settings()
+    if not settings.broker_url:
+        from engine.exceptions import ConfigurationError
+
+        raise ConfigurationError("CELERITY_BROKER_URL is not set: the Celery runner needs a Redis URL.")
+    register_envelope_serializer(settings.signing_key.get_secret_value())
+    app = Celery("celerity", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    from workers import coordinator, execution
+
+    execution.register(app)
+    coordinator.register(app)
+    return app
+
+
+def get_app(settings: CeleritySettings | None = None) -> Celery:
+    """The app for these settings, created once per process."""
+    settings = settings or get_settings()
+    key = f"{settings.broker_url}|{settings.key_prefix}"
+    if key not in _apps:
+        _apps[key] = create_app(settings)
+    return _apps[key]

@@ -1,0 +1,77 @@
+"""Worker entrypoints: a task-run worker and a coordinator, both Celery workers.
+
+Both run without mingle, gossip and heartbeat: those broadcast on every start
+and every few seconds, cost Redis round trips, and Celerity's coordination goes
+through the run store instead. Each gets a unique node name
+(``celerity-worker-<pid>@<host>``) so that several can share a host.
+"""
+
+from __future__ import annotations
+
+import os
+
+from broker_config.settings import CeleritySettings, get_settings
+
+QUIET_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+
+
+def task_queues(settings: CeleritySettings | None = None) -> list[str]:
+    """Queues a task-run worker consumes by default: the default queue and routed queues."""
+    settings = settings or get_settings()
+    names = [settings.default_queue, *settings.task_routes.values()]
+    return [name for name in dict.fromkeys(names) if name != settings.flow_queue]
+
+
+def worker_argv(
+    queues: list[str], concurrency: int, pool: str, loglevel: str, kind: str
+) -> list[str]:
+    """The ``celery worker`` argument list for one Celerity worker process."""
+    return [
+        "worker",
+        "-Q", ",".join(queues),
+        "-c", str(concurrency),
+        "-P", pool,
+        "--loglevel", loglevel,
+        "-n", f"celerity-{kind}-{os.getpid()}@%h",
+        *QUIET_FLAGS,
+    ]
+
+
+def start_worker(
+    queues: list[str] | None = None,
+    concurrency: int | None = None,
+    pool: str | None = None,
+    loglevel: str = "INFO",
+    settings: CeleritySettings | None = None,
+) -> None:
+    """Run a task-run worker in this process until it is stopped (blocks)."""
+    from workers.app import get_app
+
+    settings = settings or get_settings()
+    argv = worker_argv(
+        queues or task_queues(settings),
+        concurrency or settings.worker_concurrency,
+        pool or settings.worker_pool,
+        loglevel,
+        "worker",
+    )
+    get_app(settings).worker_main(argv)
+
+
+def start_coordinator(
+    concurrency: int = 4, loglevel: str = "INFO", settings: CeleritySettings | None = None
+) -> None:
+    """Run a coordinator in this process until it is stopped (blocks).
+
+    It consumes only the flow queue, with the threads pool: each flow run goes
+    to a spawned child process and the thread only waits for it, so
+    ``concurrency`` is the number of flow runs this coordinator runs at once.
+    """
+    from workers.app import get_app
+
+    settings = settings or get_settings()
+    argv = worker_argv([settings.flow_queue], concurrency, "threads", loglevel, "coordinator")
+    get_app(settings).worker_main(argv)
+
+
+__all__ = ["start_coordinator", "start_worker", "task_queues", "worker_argv"]

@@ -1,0 +1,161 @@
+"""The producer API: submit flow runs to coordinators and wait for their outcome.
+
+Example::
+
+    from workers import submit_flow_run, wait_for_flow_run
+
+    run_id = submit_flow_run("/srv/flows/etl.py:etl", {"day": "2024-01-01"})
+    state = wait_for_flow_run(run_id, timeout=600)
+    print(state.name, state.result(raise_on_failure=False))
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from broker_config.settings import CeleritySettings, get_settings
+from engine.exceptions import CelerityException, ConfigurationError
+from engine.schemas import FlowRun
+from engine.states import Failed, Scheduled, State
+from engine.store import get_store, store_for_url
+from engine.store.base import RunStore
+from workers.coordinator import RUN_FLOW_TASK
+
+
+class SubmissionError(CelerityException):
+    """A flow run could not be submitted (not importable, bad parameters, ...)."""
+
+
+def submit_flow_run(
+    flow_or_target: Any,
+    parameters: dict[str, Any] | None = None,
+    *,
+    settings: CeleritySettings | None = None,
+) -> uuid.UUID:
+    """Record a Scheduled flow run and publish it to the flow queue; return its id.
+
+    ``flow_or_target`` is a Flow object that a coordinator can import (defined
+    at the top level of a module on its path) or a ``"FILE:FUNC"`` string whose
+    file the coordinator can read at the same absolute path. ``parameters``
+    must be JSON-serializable: they travel in the message and the store.
+    """
+    settings = settings or get_settings()
+    if not settings.broker_url:
+        raise ConfigurationError("CELERITY_BROKER_URL is not set: submitting needs a Redis URL.")
+    parameters = _json_parameters(parameters or {})
+    target, flow_name, flow = _flow_target(flow_or_target)
+    store = _store(settings)
+    flow_run = store.create_flow_run(_new_flow_run(flow_name, flow, parameters))
+    message = {"flow_run_id": str(flow_run.id), "flow": target, "parameters": parameters}
+    _publish(store, settings, flow_run.id, message)
+    return flow_run.id
+
+
+def wait_for_flow_run(
+    flow_run_id: uuid.UUID | str,
+    timeout: float | None = None,
+    poll: float = 0.2,
+    *,
+    settings: CeleritySettings | None = None,
+) -> State[Any]:
+    """Block until the flow run is final and return its final state.
+
+    This polls the run store: a producer may run anywhere (a web app, a cron
+    job on another host) and holds no listener or event stream of its own, and
+    one small read per ``poll`` seconds is cheap for Redis. Raises TimeoutError
+    after ``timeout`` seconds (None waits forever).
+    """
+    run_id = uuid.UUID(str(flow_run_id))
+    store = _store(settings or get_settings())
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        state = store.read_flow_run(run_id).state
+        if state is not None and state.is_final():
+            return state
+        if deadline is not None and time.monotonic() >= deadline:
+            shown = state.name if state is not None else "no state"
+            raise TimeoutError(f"Flow run {run_id} is not final after {timeout}s (it is {shown}).")
+        time.sleep(poll)
+
+
+def _store(settings: CeleritySettings) -> RunStore:
+    url = settings.effective_store_url
+    if settings is get_settings() or not url:
+        return get_store()
+    return store_for_url(url)
+
+
+def _json_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(parameters))  # type: ignore[no-any-return]
+    except (TypeError, ValueError) as exc:
+        raise SubmissionError(f"Flow run parameters must be JSON-serializable: {exc}") from None
+
+
+def _flow_target(flow_or_target: Any) -> tuple[dict[str, str], str, Any]:
+    """The message's ``flow`` field, the flow name, and the Flow object (None for FILE:FUNC)."""
+    if isinstance(flow_or_target, str):
+        return (*_file_target(flow_or_target), None)
+    from engine.flows import Flow
+    from engine.utilities.importing import import_path_of
+
+    if not isinstance(flow_or_target, Flow):
+        raise SubmissionError(f"Expected a flow or 'FILE:FUNC', got {flow_or_target!r}.")
+    path = import_path_of(flow_or_target)
+    if path is None:
+        raise SubmissionError(
+            f"Flow {flow_or_target.name!r} cannot be imported by name (defined in __main__ or "
+            "inside a function), and a coordinator must import it: define it at the top level "
+            "of a module on the coordinators' path, or submit it as 'FILE:FUNC'."
+        )
+    return {"import_path": path}, flow_or_target.name, flow_or_target
+
+
+def _file_target(target: str) -> tuple[dict[str, str], str]:
+    from celerity.loading import LoadError, split_target
+
+    try:
+        path, function = split_target(target)
+    except LoadError as exc:
+        raise SubmissionError(str(exc)) from None
+    path = path.resolve()
+    if not path.is_file():
+        raise SubmissionError(f"no such file: {path}")
+    return {"file": str(path), "function": function}, function
+
+
+def _new_flow_run(flow_name: str, flow: Any, parameters: dict[str, Any]) -> FlowRun:
+    from engine.flows import generate_run_name
+
+    state = Scheduled()
+    run = FlowRun(
+        name=generate_run_name(),
+        flow_name=flow_name,
+        flow_version=getattr(flow, "version", None),
+        parameters=parameters,
+        tags=sorted(getattr(flow, "tags", None) or []),
+        state=state,
+    )
+    state.state_details.flow_run_id = run.id
+    return run
+
+
+def _publish(
+    store: RunStore, settings: CeleritySettings, flow_run_id: uuid.UUID, message: dict[str, Any]
+) -> None:
+    from workers.app import get_app
+
+    try:
+        get_app(settings).send_task(RUN_FLOW_TASK, args=[message], queue=settings.flow_queue)
+    except Exception as exc:
+        # The run must not stay Scheduled forever when nobody will ever pick it up.
+        failed = Failed(message=f"The flow run could not be published to the broker: {exc}")
+        failed.state_details.flow_run_id = flow_run_id
+        store.propose_state(flow_run_id, failed, force=True)
+        raise
+
+
+__all__ = ["SubmissionError", "submit_flow_run", "wait_for_flow_run"]
