@@ -64,7 +64,13 @@ def _run_entry(task: Any, entry: dict[str, Any], context: dict[str, Any], storag
         prefetch_results(parameters)
     except Exception as exc:
         return _fail_run(entry, f"The worker could not load the task run's parameters: {exc!r}", context)
-    state = begin_task_run(task, task_run, parameters, context, storage)
+    try:
+        state = begin_task_run(task, task_run, parameters, context, storage)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Raised by the task's own code: the run is already Crashed in the
+        # store; the worker process lives on to serve other runs.
+        logger.error("Task run %s was interrupted by %s; it is Crashed.", task_run.id, type(exc).__name__)
+        return True
     return state.is_final()
 
 

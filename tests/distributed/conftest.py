@@ -33,6 +33,18 @@ def pipeline(x: int) -> int:
 '''
 
 
+@pytest.fixture(autouse=True)
+def isolated_store() -> Iterator[None]:
+    """Each test builds its own process store from its settings; the previous one comes back."""
+    from engine.store import set_store
+
+    previous = set_store(None)
+    try:
+        yield
+    finally:
+        set_store(previous)
+
+
 @pytest.fixture(scope="module")
 def flows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory (put on the fleet's PYTHONPATH) holding ``dist_flows.py``."""

@@ -15,7 +15,7 @@ from broker_config.settings import reset_settings
 from engine import flow
 from engine.schemas import FlowRun
 from engine.states import Scheduled, StateType
-from engine.store import get_store, set_store
+from engine.store import get_store
 from workers.coordinator import handle_flow_run_message
 from workers.producer import SubmissionError, submit_flow_run
 
@@ -25,11 +25,7 @@ def redis_store(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     """This process (and its spawned children) use the Redis store at ``redis_url``."""
     monkeypatch.setenv("CELERITY_BROKER_URL", redis_url)
     reset_settings()
-    previous = set_store(None)
-    try:
-        yield
-    finally:
-        set_store(previous)
+    yield
 
 
 def scheduled_run(name: str = "crash") -> FlowRun:
