@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 redis: ## Make sure redis-server is installed (apt-get when missing)
 	bash deploy/ensure-redis.sh
 
-demo: venv ## Run examples/demo.py
+demo: venv redis ## Run examples/demo.py
 	$(BIN)/python examples/demo.py
 
 test: venv redis ## Run the test suite against a real redis-server

@@ -172,11 +172,14 @@ class Bench:
             if any(process.poll() is not None for process in fleet):
                 raise BenchError(f"a worker exited while starting; see {self.log_path}")
             if time.monotonic() > deadline:
-                raise BenchError(f"workers not ready in {READY_TIMEOUT_SECONDS}s; see {self.log_path}")
+                raise BenchError(
+                    f"workers not ready in {READY_TIMEOUT_SECONDS}s; see {self.log_path}")
             time.sleep(0.1)
 
-    def run_client(self, system: str, scenario: str, n: int, timeout: float = 60.0) -> dict[str, Any]:
-        """Run one scenario in a fresh client process; its JSON outcome (status 'error' if it failed)."""
+    def run_client(
+        self, system: str, scenario: str, n: int, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """Run a scenario in a fresh client process; its JSON outcome ('error' if it failed)."""
         out = self.scratch / f"{system}-{scenario}.json"
         out.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "bench.client", system, scenario, "--n", str(n),
@@ -228,7 +231,7 @@ def _measure(bench: Bench, system: str, plan: list[tuple[str, int]], runs: int) 
 
 
 def _measure_chord(bench: Bench, opts: Options) -> list[dict[str, Any]]:
-    """Raw chord runs; after the first timeout the rest are skipped (each would cost the timeout)."""
+    """Raw chord runs; after a timeout the rest are skipped (each would cost the timeout)."""
     outcomes = []
     for run in range(opts.runs):
         outcome = bench.run_client("raw", "chord", opts.n, timeout=opts.chord_timeout)

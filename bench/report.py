@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from bench.harness import Options
 
+TABLE_WIDTH = 150  # when printing to a pipe or file (make, CI), where rich would assume 80
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 
 # The targets from the performance issue.
@@ -30,6 +32,10 @@ def median_of(outcomes: list[dict[str, Any]], key: str) -> float | None:
 def failure_of(outcomes: list[dict[str, Any]]) -> str:
     """The first non-ok status ('timeout', 'error', 'wrong'), or 'no runs'."""
     return next((o["status"] for o in outcomes if o.get("status") != "ok"), "no runs")
+
+
+def _status(outcomes: list[dict[str, Any]], median: float | None) -> str:
+    return "ok" if median is not None else failure_of(outcomes)
 
 
 def _ratio(raw: float | None, celerity: float | None) -> float | None:
@@ -53,8 +59,8 @@ def scenario_rows(results: dict[str, Any], opts: Options) -> list[dict[str, Any]
         cel_s, raw_s = median_of(cel[cel_key], "elapsed"), median_of(raw[raw_key], "elapsed")
         rows.append({
             "scenario": label, "key": cel_key,
-            "celerity_s": cel_s, "celerity_status": failure_of(cel[cel_key]) if cel_s is None else "ok",
-            "raw_s": raw_s, "raw_status": failure_of(raw[raw_key]) if raw_s is None else "ok",
+            "celerity_s": cel_s, "celerity_status": _status(cel[cel_key], cel_s),
+            "raw_s": raw_s, "raw_status": _status(raw[raw_key], raw_s),
             "ratio": _ratio(raw_s, cel_s),
             "celerity_hop_ms": _hop_ms(cel_s, hops) if hops else None,
             "raw_hop_ms": _hop_ms(raw_s, hops) if hops else None,
@@ -63,9 +69,9 @@ def scenario_rows(results: dict[str, Any], opts: Options) -> list[dict[str, Any]
         })
     chord_s = median_of(raw["chord"], "elapsed")
     rows.append({
-        "scenario": f"map-reduce {opts.n} (raw: chord, {opts.chord_timeout:g}s limit)", "key": "chord",
-        "celerity_s": None, "celerity_status": "n/a",
-        "raw_s": chord_s, "raw_status": failure_of(raw["chord"]) if chord_s is None else "ok",
+        "scenario": f"map-reduce {opts.n} (raw: chord, {opts.chord_timeout:g} s limit)",
+        "key": "chord", "celerity_s": None, "celerity_status": "n/a",
+        "raw_s": chord_s, "raw_status": _status(raw["chord"], chord_s),
         "ratio": None, "celerity_hop_ms": None, "raw_hop_ms": None,
         "celerity_kb_per_task": None,
         "raw_client_kb_per_task": median_of(raw["chord"], "kb_per_task"),
@@ -85,12 +91,13 @@ def goal_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     fan_verdict = "n/a" if ratio is None else (
         "goal met" if ratio >= FAN_OUT_GOAL_RATIO else
         "min met, below goal" if ratio >= FAN_OUT_MIN_RATIO else "NOT met")
-    mr_over = mr["celerity_s"] / fan["celerity_s"] if mr["celerity_s"] and fan["celerity_s"] else None
+    mr_over = _ratio(mr["celerity_s"], fan["celerity_s"])
     hop_cel, hop_raw = chain["celerity_hop_ms"], chain["raw_hop_ms"]
     goals = [
         {"goal": "fan-out throughput Celerity/raw", "target": "≥ 1.0x (goal 2x)",
          "measured": _fmt(ratio, "x"), "verdict": fan_verdict},
-        {"goal": "map-reduce / fan-out time (Celerity)", "target": f"≤ {MAP_REDUCE_MAX_OVER_FAN_OUT}x",
+        {"goal": "map-reduce / fan-out time (Celerity)",
+         "target": f"≤ {MAP_REDUCE_MAX_OVER_FAN_OUT}x",
          "measured": _fmt(mr_over, "x"),
          "verdict": _verdict(None if mr_over is None else mr_over <= MAP_REDUCE_MAX_OVER_FAN_OUT)},
         {"goal": "chain per-hop latency", "target": f"≤ raw ({_fmt(hop_raw, ' ms')})",
@@ -100,7 +107,8 @@ def goal_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in (fan, mr):
         kb = row["celerity_kb_per_task"]
         goals.append({"goal": f"coordinator memory, {row['scenario'].split(' (')[0]}",
-                      "target": f"< {MEMORY_GOAL_KB_PER_TASK:g} KB/task", "measured": _fmt(kb, " KB"),
+                      "target": f"< {MEMORY_GOAL_KB_PER_TASK:g} KB/task",
+                      "measured": _fmt(kb, " KB"),
                       "verdict": _verdict(None if kb is None else kb < MEMORY_GOAL_KB_PER_TASK)})
     return goals
 
@@ -118,7 +126,7 @@ def _cell(row: dict[str, Any], side: str) -> str:
 
 def print_tables(rows: list[dict[str, Any]], goals: list[dict[str, Any]], opts: Options) -> None:
     """Print the scenario table and the goals table."""
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=TABLE_WIDTH)
     table = Table(title=f"Celerity vs raw Celery — median of {opts.runs} run(s), "
                         f"{opts.workers} workers × -c {opts.concurrency} prefork")
     for header in ("Scenario", "Celerity (s)", "raw Celery (s)", "Throughput Celerity/raw",

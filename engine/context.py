@@ -44,7 +44,7 @@ class ContextModel:
     @classmethod
     def get(cls: type[C]) -> C | None:
         """The innermost active context of this kind, or None."""
-        return cls._var.get(None)  # type: ignore[no-any-return]
+        return cls._var.get(None)
 
 
 class FlowRunContext(ContextModel):
@@ -95,7 +95,7 @@ class TagsContext(ContextModel):
         self.current_tags = current_tags or set()
 
     @classmethod
-    def get(cls) -> TagsContext:  # type: ignore[override]
+    def get(cls) -> TagsContext:
         return cls._var.get(None) or TagsContext()
 
 

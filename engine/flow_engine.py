@@ -8,15 +8,16 @@ Running -> Completed / Failed / TimedOut / Crashed, and calls the flow's hooks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Literal
+from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from engine.context import FlowRunContext, TagsContext, TaskRunContext
+from engine.context import FlowRunContext, TagsContext
 from engine.exceptions import Abort, FlowRunTimeoutError, ObjectNotFound, ParameterTypeError
 from engine.futures import resolve_futures_to_results, resolve_futures_to_states
 from engine.logging import get_run_logger, patch_print
@@ -38,21 +39,26 @@ from engine.states import (
     return_value_to_state,
 )
 from engine.store import get_store
-from engine.utilities.callables import is_async_generator_fn, is_generator_fn, parameters_to_args_kwargs
+from engine.task_engine_types import ReturnType
+from engine.utilities.callables import (
+    is_async_generator_fn,
+    is_generator_fn,
+    parameters_to_args_kwargs,
+)
 from engine.utilities.timeout import call_with_timeout
-
-ReturnType = Literal["result", "state"]
 
 
 def jsonable_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """Parameters as JSON-friendly values for the store (anything else by repr)."""
-    return to_jsonable_python(parameters, fallback=repr)  # type: ignore[no-any-return]
+    return to_jsonable_python(parameters, fallback=repr)
 
 
 class FlowRunEngine:
     """Runs one flow run through its states; one method per outcome."""
 
-    def __init__(self, flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None) -> None:
+    def __init__(
+        self, flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None
+    ) -> None:
         self.flow = flow
         self.parameters = parameters
         self.store = get_store()
@@ -178,8 +184,12 @@ class FlowRunEngine:
         if self.retries_done < self.flow.retries:
             self.handle_retry(exc)
             return True
-        self.logger.error("Finished in state Failed(%r)", f"Flow run encountered an exception: {exc!r}")
-        state = exception_to_failed_state(exc, f"Flow run encountered an exception: {type(exc).__name__}: {exc}")
+        self.logger.error(
+            "Finished in state Failed(%r)", f"Flow run encountered an exception: {exc!r}"
+        )
+        state = exception_to_failed_state(
+            exc, f"Flow run encountered an exception: {type(exc).__name__}: {exc}"
+        )
         self._persist(state)
         self.set_state(state)
         self.run_final_hooks()
@@ -198,7 +208,9 @@ class FlowRunEngine:
         """Schedule the next attempt (AwaitingRetry when there is a delay)."""
         self.retries_done += 1
         delay = self.flow.retry_delay_seconds
-        self.logger.info("Flow run failed with %r; retry %s/%s.", exc, self.retries_done, self.flow.retries)
+        self.logger.info(
+            "Flow run failed with %r; retry %s/%s.", exc, self.retries_done, self.flow.retries
+        )
         if delay > 0:
             import datetime
 
@@ -316,7 +328,7 @@ def _attempts_sync(engine: FlowRunEngine) -> None:
         try:
             args, kwargs = engine.call_args()
             retval = call_with_timeout(
-                lambda: engine.flow.fn(*args, **kwargs),
+                functools.partial(engine.flow.fn, *args, **kwargs),
                 engine.flow.timeout_seconds,
                 lambda: FlowRunTimeoutError(f"Flow run exceeded {engine.flow.timeout_seconds}s."),
             )
@@ -337,8 +349,11 @@ def _attempts_sync(engine: FlowRunEngine) -> None:
 
 
 def run_flow_sync(
-    flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None,
-    wait_for: Any = None, return_type: ReturnType = "result",
+    flow: Any,
+    parameters: dict[str, Any],
+    flow_run: FlowRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
 ) -> Any:
     """Run a sync flow to a final state in this thread."""
     _wait_for_upstreams(wait_for)
@@ -353,9 +368,13 @@ async def _attempts_async(engine: FlowRunEngine) -> None:
     while True:
         try:
             args, kwargs = engine.call_args()
-            retval = await asyncio.wait_for(engine.flow.fn(*args, **kwargs), engine.flow.timeout_seconds)
-        except (asyncio.TimeoutError, FlowRunTimeoutError):
-            engine.handle_timeout(FlowRunTimeoutError(f"Flow run exceeded {engine.flow.timeout_seconds}s."))
+            retval = await asyncio.wait_for(
+                engine.flow.fn(*args, **kwargs), engine.flow.timeout_seconds
+            )
+        except (TimeoutError, FlowRunTimeoutError):
+            engine.handle_timeout(
+                FlowRunTimeoutError(f"Flow run exceeded {engine.flow.timeout_seconds}s.")
+            )
             return
         except Exception as exc:
             if not engine.handle_exception(exc):
@@ -371,8 +390,11 @@ async def _attempts_async(engine: FlowRunEngine) -> None:
 
 
 async def run_flow_async(
-    flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None,
-    wait_for: Any = None, return_type: ReturnType = "result",
+    flow: Any,
+    parameters: dict[str, Any],
+    flow_run: FlowRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
 ) -> Any:
     """Run an async flow to a final state on the running event loop."""
     _wait_for_upstreams(wait_for)
@@ -384,8 +406,11 @@ async def run_flow_async(
 
 
 def run_generator_flow_sync(
-    flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None,
-    wait_for: Any = None, return_type: ReturnType = "result",
+    flow: Any,
+    parameters: dict[str, Any],
+    flow_run: FlowRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
 ) -> Iterator[Any]:
     """Run a generator flow, yielding each value to the caller as it comes."""
     engine = FlowRunEngine(flow, parameters, flow_run)
@@ -407,8 +432,11 @@ def run_generator_flow_sync(
 
 
 async def run_generator_flow_async(
-    flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None,
-    wait_for: Any = None, return_type: ReturnType = "result",
+    flow: Any,
+    parameters: dict[str, Any],
+    flow_run: FlowRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
 ) -> AsyncIterator[Any]:
     """Run an async generator flow, yielding each value as it comes."""
     engine = FlowRunEngine(flow, parameters, flow_run)
@@ -438,8 +466,11 @@ def _wait_for_upstreams(wait_for: Any) -> None:
 
 
 def run_flow(
-    flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None,
-    wait_for: Any = None, return_type: ReturnType = "result",
+    flow: Any,
+    parameters: dict[str, Any],
+    flow_run: FlowRun | None = None,
+    wait_for: Any = None,
+    return_type: ReturnType = "result",
 ) -> Any:
     """Run ``flow`` the way its function asks: sync, coroutine, or (async) generator."""
     if is_async_generator_fn(flow.fn):
@@ -451,14 +482,16 @@ def run_flow(
     return run_flow_sync(flow, parameters, flow_run, wait_for, return_type)
 
 
-def run_flow_to_state(flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None) -> State[Any]:
+def run_flow_to_state(
+    flow: Any, parameters: dict[str, Any], flow_run: FlowRun | None = None
+) -> State[Any]:
     """Run any flow to its final state from synchronous code."""
     from engine.utilities.asyncutils import run_coro_sync
 
     outcome = run_flow(flow, parameters, flow_run, return_type="state")
     if asyncio.iscoroutine(outcome):
-        return run_coro_sync(outcome)  # type: ignore[no-any-return]
-    return outcome  # type: ignore[no-any-return]
+        return run_coro_sync(outcome)
+    return outcome
 
 
 def read_flow_run_state(flow_run_id: uuid.UUID) -> State[Any] | None:

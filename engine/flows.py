@@ -17,8 +17,40 @@ from engine.utilities.callables import get_call_parameters, is_async_fn, is_asyn
 R = TypeVar("R")
 Hook = Callable[..., Any]
 
-_ADJECTIVES = ("amber", "brisk", "calm", "daring", "eager", "fleet", "gentle", "keen", "lively", "nimble", "quiet", "rapid", "steady", "swift", "vivid")
-_NOUNS = ("badger", "comet", "falcon", "heron", "lynx", "marten", "otter", "plover", "quail", "raven", "stoat", "swallow", "tern", "wren", "zephyr")
+_ADJECTIVES = (
+    "amber",
+    "brisk",
+    "calm",
+    "daring",
+    "eager",
+    "fleet",
+    "gentle",
+    "keen",
+    "lively",
+    "nimble",
+    "quiet",
+    "rapid",
+    "steady",
+    "swift",
+    "vivid",
+)
+_NOUNS = (
+    "badger",
+    "comet",
+    "falcon",
+    "heron",
+    "lynx",
+    "marten",
+    "otter",
+    "plover",
+    "quail",
+    "raven",
+    "stoat",
+    "swallow",
+    "tern",
+    "wren",
+    "zephyr",
+)
 
 
 def generate_run_name() -> str:
@@ -27,7 +59,7 @@ def generate_run_name() -> str:
 
 
 class Flow(Generic[R]):
-    """A function whose calls become tracked flow runs; tasks submitted inside it are its children."""
+    """A function whose calls become tracked flow runs; tasks submitted inside are its children."""
 
     def __init__(
         self,
@@ -139,11 +171,15 @@ class Flow(Generic[R]):
         try:
             return template.format(**parameters)
         except (KeyError, IndexError) as exc:
-            raise ValueError(f"flow_run_name {template!r} names an unknown parameter: {exc}") from None
+            raise ValueError(
+                f"flow_run_name {template!r} names an unknown parameter: {exc}"
+            ) from None
 
     # --- running ---------------------------------------------------------------------------
 
-    def __call__(self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any) -> Any:
+    def __call__(
+        self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any
+    ) -> Any:
         """Run the flow and return its value (or its State with ``return_state=True``).
 
         Async flows return a coroutine; generator flows return an iterator.
@@ -151,7 +187,9 @@ class Flow(Generic[R]):
         from engine.flow_engine import run_flow
 
         parameters = get_call_parameters(self.fn, args, kwargs)
-        return run_flow(self, parameters, wait_for=wait_for, return_type="state" if return_state else "result")
+        return run_flow(
+            self, parameters, wait_for=wait_for, return_type="state" if return_state else "result"
+        )
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"

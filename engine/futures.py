@@ -130,7 +130,9 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def wait(futures: Iterable[BaseFuture[R]], timeout: float | None = None) -> DoneAndNotDoneFutures[R]:
+def wait(
+    futures: Iterable[BaseFuture[R]], timeout: float | None = None
+) -> DoneAndNotDoneFutures[R]:
     """Wait for futures to finish; returns (done, not_done) after ``timeout`` at most."""
     futures = list(futures)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -140,7 +142,9 @@ def wait(futures: Iterable[BaseFuture[R]], timeout: float | None = None) -> Done
     return DoneAndNotDoneFutures(done, set(futures) - done)
 
 
-def as_completed(futures: Iterable[BaseFuture[R]], timeout: float | None = None) -> Iterator[BaseFuture[R]]:
+def as_completed(
+    futures: Iterable[BaseFuture[R]], timeout: float | None = None
+) -> Iterator[BaseFuture[R]]:
     """Yield futures as they finish; TimeoutError if some are not done in time."""
     pending = list(dict.fromkeys(futures))
     finished: queue.SimpleQueue[BaseFuture[R]] = queue.SimpleQueue()

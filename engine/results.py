@@ -140,14 +140,16 @@ class RedisResultStorage(ResultStorage):
         payloads = self.client.mget([self._key(ref.key) for ref in refs]) if refs else []
         missing = [ref.key for ref, payload in zip(refs, payloads, strict=True) if payload is None]
         if missing:
-            raise MissingResult(f"No result for {len(missing)} upstream run(s) (expired?): {missing[:3]}")
-        return [loads(payload) for payload in payloads]
+            raise MissingResult(
+                f"No result for {len(missing)} upstream run(s) (expired?): {missing[:3]}"
+            )
+        return [loads(payload) for payload in payloads]  # type: ignore[arg-type]
 
     def read_bytes(self, key: str) -> bytes:
         payload = self.client.get(self._key(key))
         if payload is None:
             raise MissingResult(f"No result {key!r} in Redis (expired or never written).")
-        return payload  # type: ignore[no-any-return]
+        return payload  # type: ignore[return-value]
 
 
 _registry: dict[str, ResultStorage] = {}

@@ -15,7 +15,9 @@ def default_task_runner() -> Any:
     from engine.task_runners import ThreadPoolTaskRunner
 
     settings = current_settings()
-    wants_celery = settings.runner == "celery" or (settings.runner == "auto" and settings.broker_url)
+    wants_celery = settings.runner == "celery" or (
+        settings.runner == "auto" and settings.broker_url
+    )
     if not wants_celery:
         return ThreadPoolTaskRunner()
     module_name, _, attr = CELERY_RUNNER_PATH.partition(":")

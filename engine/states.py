@@ -21,6 +21,7 @@ from engine.results import ResultRef, read_result
 
 R = TypeVar("R")
 
+
 class _NotLoaded:
     """Marks a state whose value is not in this process (survives pickling as itself)."""
 
@@ -55,7 +56,7 @@ TERMINAL_STATES = frozenset(
 
 def now() -> datetime.datetime:
     """The current time, timezone-aware (UTC)."""
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 class StateDetails(BaseModel):
@@ -145,7 +146,7 @@ class State(BaseModel, Generic[R]):
             return get_state_exception(self) if self.has_data() else None  # type: ignore[return-value]
         if not self.has_data():
             raise MissingResult(f"State {self.name!r} has no result stored.")
-        return self.data  # type: ignore[no-any-return]
+        return self.data
 
     # --- predicates -------------------------------------------------------------
 
@@ -413,4 +414,6 @@ def combine_final_states(states: list[State[Any]], data: Any) -> State[Any]:
             parts.append(f"{not_final}/{total} states are not final.")
         type_ = StateType.CANCELLED if cancelled and not failed else StateType.FAILED
         return State(type=type_, message=" ".join(parts), data=states)
-    return Completed(message="All states completed.", data=data if isinstance(data, list) else states)
+    return Completed(
+        message="All states completed.", data=data if isinstance(data, list) else states
+    )

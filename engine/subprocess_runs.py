@@ -8,7 +8,6 @@ way the result is then read back through the store.
 
 from __future__ import annotations
 
-import multiprocessing
 import tempfile
 import uuid
 from multiprocessing.context import SpawnProcess
@@ -54,17 +53,28 @@ def run_flow_in_subprocess(
     parameters = dict(parameters or {})
     if flow_run is None:
         state = Pending()
-        flow_run = FlowRun(name=flow.resolve_run_name(parameters, uuid.uuid4()), flow_name=flow.name,
-                           parameters=jsonable_parameters(parameters), state=state)
+        flow_run = FlowRun(
+            name=flow.resolve_run_name(parameters, uuid.uuid4()),
+            flow_name=flow.name,
+            parameters=jsonable_parameters(parameters),
+            state=state,
+        )
         state.state_details.flow_run_id = flow_run.id
         get_store().create_flow_run(flow_run)
     shared = not get_store().url.startswith("memory://")
     export_path = None if shared else tempfile.mktemp(prefix="celerity-run-", suffix=".pkl")
     payload = cloudpickle.dumps(
-        {"flow": to_reference(flow), "flow_run": flow_run.model_dump(mode="json"),
-         "parameters": parameters, "context": context or serialize_context(), "export": export_path}
+        {
+            "flow": to_reference(flow),
+            "flow_run": flow_run.model_dump(mode="json"),
+            "parameters": parameters,
+            "context": context or serialize_context(),
+            "export": export_path,
+        }
     )
-    process = FlowRunProcess(target=_child_main, args=(payload,), name=f"celerity-flow-{flow_run.id}")
+    process = FlowRunProcess(
+        target=_child_main, args=(payload,), name=f"celerity-flow-{flow_run.id}"
+    )
     process.flow_run_id = flow_run.id
     process.export_path = export_path
     process.start()
@@ -111,9 +121,8 @@ def _import_export(path: Path, store: RunStore) -> None:
         return
     data = cloudpickle.loads(path.read_bytes())
     path.unlink()
-    first = data["flow_history"][0].state_details.flow_run_id if data["flow_history"] else None
     for state in data["flow_history"]:
-        store.propose_state(first, state, force=True)
+        store.propose_state(state.state_details.flow_run_id, state, force=True)
     for run, history in data["task_runs"]:
         run.state = history[0] if history else None
         store.create_task_run(run)
@@ -123,5 +132,3 @@ def _import_export(path: Path, store: RunStore) -> None:
 
 
 __all__ = ["FlowRunProcess", "run_flow_in_subprocess", "read_subprocess_result"]
-
-

@@ -10,6 +10,7 @@ context.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import socket
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Literal
+from typing import Any
 
 from engine.annotations import allow_failure, quote, unmapped
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
@@ -42,12 +43,11 @@ from engine.states import (
     return_value_to_state,
 )
 from engine.store import get_store
+from engine.task_engine_types import ReturnType
 from engine.utilities.asyncutils import run_coro_sync
 from engine.utilities.callables import parameters_to_args_kwargs
 from engine.utilities.collections import visit_collection
 from engine.utilities.timeout import call_with_timeout
-
-ReturnType = Literal["result", "state"]
 
 
 def worker_identity() -> str:
@@ -110,7 +110,9 @@ def upstream_futures(expr: Any) -> list[BaseFuture[Any]]:
 # --- creating task runs ---------------------------------------------------------------------
 
 
-def new_task_run(task: Any, parameters: dict[str, Any], flow_run_id: uuid.UUID | None = None) -> TaskRun:
+def new_task_run(
+    task: Any, parameters: dict[str, Any], flow_run_id: uuid.UUID | None = None
+) -> TaskRun:
     """A Pending task run record for ``task`` (not yet stored)."""
     flow_ctx = FlowRunContext.get()
     if flow_run_id is None and flow_ctx is not None:
@@ -200,7 +202,9 @@ class TaskRunEngine:
         if failed:
             upstream = failed[0].state_details.task_run_id
             self.set_state(
-                NotReady(message=f"Upstream task run '{upstream}' did not reach a 'COMPLETED' state.")
+                NotReady(
+                    message=f"Upstream task run '{upstream}' did not reach a 'COMPLETED' state."
+                )
             )
             return False
         self.parameters = resolved
@@ -217,11 +221,15 @@ class TaskRunEngine:
         state = return_value_to_state(value)
         self._persist(state)
         self.set_state(state)
-        self.run_hooks(self.task.on_completion_hooks if state.is_completed() else self.task.on_failure_hooks)
+        self.run_hooks(
+            self.task.on_completion_hooks if state.is_completed() else self.task.on_failure_hooks
+        )
 
     def handle_exception(self, exc: BaseException) -> bool:
         """The function raised: retry if allowed (True), else Failed."""
-        failed = exception_to_failed_state(exc, f"Task run encountered an exception {type(exc).__name__}: {exc}")
+        failed = exception_to_failed_state(
+            exc, f"Task run encountered an exception {type(exc).__name__}: {exc}"
+        )
         if self.should_retry(failed):
             self.handle_retry(exc)
             return True
@@ -233,7 +241,9 @@ class TaskRunEngine:
 
     def handle_timeout(self, exc: TaskRunTimeoutError) -> bool:
         """The function ran past ``timeout_seconds``: retry if allowed, else TimedOut."""
-        timed_out = TimedOut(message=f"Task run exceeded timeout of {self.task.timeout_seconds} second(s)", data=exc)
+        timed_out = TimedOut(
+            message=f"Task run exceeded timeout of {self.task.timeout_seconds} second(s)", data=exc
+        )
         if self.should_retry(timed_out):
             self.handle_retry(exc)
             return True
@@ -248,7 +258,9 @@ class TaskRunEngine:
         self.retries_done += 1
         self.logger.info(
             "Task run failed with exception: %r - Retry %s/%s will start %s",
-            exc, self.retries_done, self.task.retries,
+            exc,
+            self.retries_done,
+            self.task.retries,
             f"in {delay:.3g} second(s)" if delay else "immediately",
         )
         self._retry_delay = delay
@@ -415,7 +427,7 @@ def _attempt_loop_sync(engine: TaskRunEngine) -> None:
         try:
             args, kwargs = engine.call_args()
             value = call_with_timeout(
-                lambda: engine.task.fn(*args, **kwargs),
+                functools.partial(engine.task.fn, *args, **kwargs),
                 engine.task.timeout_seconds,
                 lambda: TaskRunTimeoutError(f"Task run exceeded {engine.task.timeout_seconds}s."),
             )
@@ -458,9 +470,13 @@ async def _attempt_loop_async(engine: TaskRunEngine) -> None:
     while True:
         try:
             args, kwargs = engine.call_args()
-            value = await asyncio.wait_for(engine.task.fn(*args, **kwargs), engine.task.timeout_seconds)
-        except (asyncio.TimeoutError, TaskRunTimeoutError):
-            again = engine.handle_timeout(TaskRunTimeoutError(f"Task run exceeded {engine.task.timeout_seconds}s."))
+            value = await asyncio.wait_for(
+                engine.task.fn(*args, **kwargs), engine.task.timeout_seconds
+            )
+        except (TimeoutError, TaskRunTimeoutError):
+            again = engine.handle_timeout(
+                TaskRunTimeoutError(f"Task run exceeded {engine.task.timeout_seconds}s.")
+            )
         except Exception as exc:
             again = engine.handle_exception(exc)
         except BaseException as exc:
@@ -560,7 +576,7 @@ def begin_task_run(
     returned.
     """
     with hydrated_context(context):
-        return run_task(task, parameters, task_run, None, "state", result_storage)  # type: ignore[no-any-return]
+        return run_task(task, parameters, task_run, None, "state", result_storage)
 
 
 def failed_upstreams(parameters: dict[str, Any], wait_for: Any = None) -> list[State[Any]]:

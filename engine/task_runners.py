@@ -39,7 +39,11 @@ class TaskRunner(ABC):
 
     @abstractmethod
     def dispatch(
-        self, task: Any, task_run: TaskRun, parameters: dict[str, Any], future: BaseFuture[Any],
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
         """Start a task run whose upstreams are all final and completed."""
@@ -58,11 +62,15 @@ class TaskRunner(ABC):
 
     # --- submission --------------------------------------------------------------------------
 
-    def submit(self, task: Any, parameters: dict[str, Any], wait_for: Any = None) -> BaseFuture[Any]:
+    def submit(
+        self, task: Any, parameters: dict[str, Any], wait_for: Any = None
+    ) -> BaseFuture[Any]:
         """Create the task run and return its future; it starts once its upstreams finish."""
         return self.map(task, [parameters], wait_for)[0]
 
-    def map(self, task: Any, calls: list[dict[str, Any]], wait_for: Any = None) -> list[BaseFuture[Any]]:
+    def map(
+        self, task: Any, calls: list[dict[str, Any]], wait_for: Any = None
+    ) -> list[BaseFuture[Any]]:
         """Create many task runs in one store write and return their futures."""
         from engine.task_engine import new_task_run
 
@@ -81,8 +89,13 @@ class TaskRunner(ABC):
         return BaseFuture(task_run.id)
 
     def _hold_until_ready(
-        self, task: Any, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any,
-        future: BaseFuture[Any], context: contextvars.Context,
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        wait_for: Any,
+        future: BaseFuture[Any],
+        context: contextvars.Context,
     ) -> None:
         from engine.task_engine import upstream_futures
 
@@ -97,8 +110,13 @@ class TaskRunner(ABC):
         gate.check()
 
     def _release(
-        self, task: Any, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any,
-        future: BaseFuture[Any], context: contextvars.Context,
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        wait_for: Any,
+        future: BaseFuture[Any],
+        context: contextvars.Context,
     ) -> None:
         from engine.task_engine import failed_upstreams
 
@@ -136,7 +154,9 @@ class _Gate:
 
 def _mark_not_ready(task_run: TaskRun, upstream: State[Any]) -> State[Any]:
     upstream_id = upstream.state_details.task_run_id
-    state = NotReady(message=f"Upstream task run '{upstream_id}' did not reach a 'COMPLETED' state.")
+    state = NotReady(
+        message=f"Upstream task run '{upstream_id}' did not reach a 'COMPLETED' state."
+    )
     return _propose_final(task_run, state)
 
 
@@ -167,11 +187,17 @@ class ThreadPoolTaskRunner(TaskRunner):
     def _pool(self) -> ThreadPoolExecutor:
         with self._executor_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="celerity-task")
+                self._executor = ThreadPoolExecutor(
+                    self.max_workers, thread_name_prefix="celerity-task"
+                )
             return self._executor
 
     def dispatch(
-        self, task: Any, task_run: TaskRun, parameters: dict[str, Any], future: BaseFuture[Any],
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
         self._pool().submit(context.copy().run, _run_in_thread, task, task_run, parameters, future)
@@ -182,7 +208,9 @@ class ThreadPoolTaskRunner(TaskRunner):
             self._executor.shutdown(wait=True)
 
 
-def _run_in_thread(task: Any, task_run: TaskRun, parameters: dict[str, Any], future: BaseFuture[Any]) -> None:
+def _run_in_thread(
+    task: Any, task_run: TaskRun, parameters: dict[str, Any], future: BaseFuture[Any]
+) -> None:
     from engine.task_engine import run_task
 
     try:

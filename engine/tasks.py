@@ -12,6 +12,7 @@ from engine.annotations import allow_failure, quote, unmapped
 from engine.context import FlowRunContext
 from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, MissingContextError
 from engine.futures import BaseFuture, FutureList
+from engine.task_engine_types import ReturnType
 from engine.utilities.callables import (
     get_call_parameters,
     is_async_fn,
@@ -143,25 +144,35 @@ class Task(Generic[R]):
         try:
             return template.format(**parameters)
         except (KeyError, IndexError) as exc:
-            raise ValueError(f"task_run_name {template!r} names an unknown parameter: {exc}") from None
+            raise ValueError(
+                f"task_run_name {template!r} names an unknown parameter: {exc}"
+            ) from None
 
     # --- running ---------------------------------------------------------------------------
 
-    def __call__(self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any) -> Any:
+    def __call__(
+        self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any
+    ) -> Any:
         """Run the task inline and return its value (or State with ``return_state=True``)."""
         from engine import task_engine
 
         parameters = get_call_parameters(self.fn, args, kwargs)
-        return_type = "state" if return_state else "result"
+        return_type: ReturnType = "state" if return_state else "result"
         if is_async_generator_fn(self.fn):
-            return task_engine.run_generator_task_async(self, parameters, None, wait_for, return_type)
+            return task_engine.run_generator_task_async(
+                self, parameters, None, wait_for, return_type
+            )
         if is_generator_fn(self.fn):
-            return task_engine.run_generator_task_sync(self, parameters, None, wait_for, return_type)
+            return task_engine.run_generator_task_sync(
+                self, parameters, None, wait_for, return_type
+            )
         if self.is_async:
             return task_engine.run_task_async(self, parameters, None, wait_for, return_type)
         return task_engine.run_task_sync(self, parameters, None, wait_for, return_type)
 
-    def submit(self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any) -> Any:
+    def submit(
+        self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any
+    ) -> Any:
         """Start a task run on the flow's task runner and return its future at once."""
         runner = _current_task_runner("submit")
         parameters = get_call_parameters(self.fn, args, kwargs)
@@ -171,7 +182,9 @@ class Task(Generic[R]):
             return future.state
         return future
 
-    def map(self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any) -> Any:
+    def map(
+        self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any
+    ) -> Any:
         """Submit one task run per element of the iterable arguments.
 
         Iterables must share one length; ``unmapped(x)`` and non-iterable values

@@ -17,7 +17,9 @@ def create_app(settings: CeleritySettings | None = None) -> Celery:
     if not settings.broker_url:
         from engine.exceptions import ConfigurationError
 
-        raise ConfigurationError("CELERITY_BROKER_URL is not set: the Celery runner needs a Redis URL.")
+        raise ConfigurationError(
+            "CELERITY_BROKER_URL is not set: the Celery runner needs a Redis URL."
+        )
     register_envelope_serializer(settings.signing_key.get_secret_value())
     app = Celery("celerity", set_as_current=False)
     app.conf.update(celery_config(settings))

@@ -80,8 +80,9 @@ def _read_flow_run(message: dict[str, Any]) -> FlowRun | None:
         return None
     state = flow_run.state
     if state is not None and state.type not in _STARTABLE:
-        logger.warning("Flow run %s is already %s; ignoring a duplicate delivery.",
-                       flow_run.id, state.name)
+        logger.warning(
+            "Flow run %s is already %s; ignoring a duplicate delivery.", flow_run.id, state.name
+        )
         return None
     return flow_run
 
@@ -134,10 +135,13 @@ def _ensure_final(flow_run_id: uuid.UUID, exitcode: int | None) -> None:
         logger.info("Flow run %s finished: %s", flow_run_id, state.name)
         return
     reached = state.name if state is not None else "no state"
-    _finish(flow_run_id, Crashed(
-        message=f"The flow run process {_exit_text(exitcode)} before the run reached "
-                f"a final state (it was {reached})."
-    ))
+    _finish(
+        flow_run_id,
+        Crashed(
+            message=f"The flow run process {_exit_text(exitcode)} before the run reached "
+            f"a final state (it was {reached})."
+        ),
+    )
 
 
 def _exit_text(exitcode: int | None) -> str:

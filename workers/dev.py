@@ -51,8 +51,11 @@ class ProcessGroup:
     ) -> subprocess.Popen[Any]:
         """Start ``argv`` in the group; ``output`` receives its stdout and stderr."""
         process = subprocess.Popen(
-            argv, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-            stdout=output, stderr=subprocess.STDOUT if output is not None else None,
+            argv,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
             process_group=self.pgid or 0,
         )
         self.pgid = self.pgid or process.pid
@@ -112,8 +115,19 @@ def start_redis(group: ProcessGroup, port: int) -> str:
         raise DevError("redis-server not found on PATH; install Redis (or run `make redis`).")
     if redis_answers(port):
         raise DevError(f"port {port} already has a Redis server; pick another with --port.")
-    argv = [executable, "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--loglevel", "warning"]
+    argv = [
+        executable,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
     process = group.start("redis", argv)
     deadline = time.monotonic() + REDIS_START_TIMEOUT_SECONDS
     while not redis_answers(port):
@@ -192,6 +206,13 @@ def _watch(group: ProcessGroup, say: Callable[[str], None]) -> int:
 
 
 __all__ = [
-    "DevError", "ProcessGroup", "celerity_command", "fleet_env", "free_port",
-    "redis_answers", "run_dev", "start_fleet", "start_redis",
+    "DevError",
+    "ProcessGroup",
+    "celerity_command",
+    "fleet_env",
+    "free_port",
+    "redis_answers",
+    "run_dev",
+    "start_fleet",
+    "start_redis",
 ]

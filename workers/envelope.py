@@ -45,7 +45,9 @@ class Signer:
             raise EnvelopeRejected("Rejected a message without a Celerity signature.")
         expected = hmac.new(self._key, body, hashlib.sha256).hexdigest().encode()
         if not hmac.compare_digest(digest, expected):
-            raise EnvelopeRejected("Rejected a message whose signature does not match (tampered or wrong key).")
+            raise EnvelopeRejected(
+                "Rejected a message whose signature does not match (tampered or wrong key)."
+            )
         return body
 
 
@@ -64,8 +66,13 @@ def register_envelope_serializer(signing_key: str) -> Signer:
             logger.error("%s The message was dropped without being deserialized.", exc)
             raise
 
-    register(ENVELOPE_SERIALIZER, encode, decode, content_type=ENVELOPE_CONTENT_TYPE,
-             content_encoding="binary")
+    register(
+        ENVELOPE_SERIALIZER,
+        encode,
+        decode,
+        content_type=ENVELOPE_CONTENT_TYPE,
+        content_encoding="binary",
+    )
     return signer
 
 

@@ -57,19 +57,25 @@ def execute_envelope(envelope: dict[str, Any]) -> int:
     return sum(_run_entry(task, entry, context, storage) for entry in runs)
 
 
-def _run_entry(task: Any, entry: dict[str, Any], context: dict[str, Any], storage: ResultStorage | None) -> bool:
+def _run_entry(
+    task: Any, entry: dict[str, Any], context: dict[str, Any], storage: ResultStorage | None
+) -> bool:
     task_run = TaskRun.model_validate(entry["task_run"])
     try:
         parameters = unpack(entry["parameters"])
         prefetch_results(parameters)
     except Exception as exc:
-        return _fail_run(entry, f"The worker could not load the task run's parameters: {exc!r}", context)
+        return _fail_run(
+            entry, f"The worker could not load the task run's parameters: {exc!r}", context
+        )
     try:
         state = begin_task_run(task, task_run, parameters, context, storage)
     except (KeyboardInterrupt, SystemExit) as exc:
         # Raised by the task's own code: the run is already Crashed in the
         # store; the worker process lives on to serve other runs.
-        logger.error("Task run %s was interrupted by %s; it is Crashed.", task_run.id, type(exc).__name__)
+        logger.error(
+            "Task run %s was interrupted by %s; it is Crashed.", task_run.id, type(exc).__name__
+        )
         return True
     return state.is_final()
 
@@ -122,5 +128,3 @@ def prefetch_results(parameters: Any) -> None:
         values = storage.read_many([s.result_ref for s in group])  # type: ignore[misc]
         for state, value in zip(group, values, strict=True):
             state.data = value
-
-

@@ -111,5 +111,8 @@ def _own_client(client: redis.Redis) -> redis.Redis:
     # A blocking XREAD holds its connection; give the listener its own pool.
     kwargs = dict(client.connection_pool.connection_kwargs)
     kwargs["socket_timeout"] = max(float(kwargs.get("socket_timeout") or 0), 5.0)
-    return redis.Redis(connection_pool=redis.ConnectionPool(
-        connection_class=client.connection_pool.connection_class, **kwargs))
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=client.connection_pool.connection_class, **kwargs
+        )
+    )

@@ -28,11 +28,16 @@ def worker_argv(
     """The ``celery worker`` argument list for one Celerity worker process."""
     return [
         "worker",
-        "-Q", ",".join(queues),
-        "-c", str(concurrency),
-        "-P", pool,
-        "--loglevel", loglevel,
-        "-n", f"celerity-{kind}-{os.getpid()}@%h",
+        "-Q",
+        ",".join(queues),
+        "-c",
+        str(concurrency),
+        "-P",
+        pool,
+        "--loglevel",
+        loglevel,
+        "-n",
+        f"celerity-{kind}-{os.getpid()}@%h",
         *QUIET_FLAGS,
     ]
 

@@ -22,7 +22,12 @@ from broker_config.settings import CeleritySettings, get_settings
 from engine.context import FlowRunContext, serialize_context
 from engine.exceptions import ConfigurationError
 from engine.futures import BaseFuture
-from engine.results import FileSystemResultStorage, RedisResultStorage, ResultStorage, register_storage
+from engine.results import (
+    FileSystemResultStorage,
+    RedisResultStorage,
+    ResultStorage,
+    register_storage,
+)
 from engine.schemas import TaskRun
 from engine.states import State
 from engine.store import get_store
@@ -44,7 +49,9 @@ def result_storage_for(settings: CeleritySettings) -> ResultStorage:
     if settings.result_storage == "file":
         return register_storage(FileSystemResultStorage(settings.result_path))
     url = settings.effective_store_url or settings.broker_url
-    storage = RedisResultStorage(str(url), prefix=settings.key_prefix, ttl_seconds=settings.result_ttl_seconds)
+    storage = RedisResultStorage(
+        str(url), prefix=settings.key_prefix, ttl_seconds=settings.result_ttl_seconds
+    )
     storage.url = f"{url}#{settings.key_prefix}"
     return register_storage(storage)
 
@@ -105,13 +112,19 @@ class CeleryTaskRunner(TaskRunner):
         self._listener.register(future)
         return future
 
-    def map(self, task: Any, calls: list[dict[str, Any]], wait_for: Any = None) -> list[BaseFuture[Any]]:
+    def map(
+        self, task: Any, calls: list[dict[str, Any]], wait_for: Any = None
+    ) -> list[BaseFuture[Any]]:
         per_message = math.ceil(len(calls) / TARGET_MESSAGES_PER_MAP)
         with collecting(min(self.settings.task_batch_size, per_message)):
             return super().map(task, calls, wait_for)
 
     def dispatch(
-        self, task: Any, task_run: TaskRun, parameters: dict[str, Any], future: BaseFuture[Any],
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
         entry = {

@@ -50,7 +50,7 @@ def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(name if name.startswith(ROOT) else f"{ROOT}.{name}")
 
 
-class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+class RunLoggerAdapter(logging.LoggerAdapter):
     """Adds the run's ids and names to every record."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
@@ -58,7 +58,7 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
-def get_run_logger(context: Any = None, **extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+def get_run_logger(context: Any = None, **extra: Any) -> logging.LoggerAdapter:
     """A logger whose records carry the current run's ids and are kept in the run store.
 
     Raises MissingContextError outside a flow or task run (unless run loggers
@@ -79,7 +79,7 @@ def get_run_logger(context: Any = None, **extra: Any) -> logging.LoggerAdapter: 
     raise MissingContextError("There is no active flow or task run context.")
 
 
-def _adapter(name: str, extra: dict[str, Any]) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+def _adapter(name: str, extra: dict[str, Any]) -> logging.LoggerAdapter:
     logger = get_logger(name)
     if _run_logger_disabled.get():
         logger = logging.getLogger(f"{ROOT}.null")

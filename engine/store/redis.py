@@ -8,8 +8,10 @@ Layout (key names in ``engine.store.keys``):
   task run ids are a list in creation order;
 - logs are a list of RunLog JSON per flow run; run inputs are plain strings.
 
-``propose_state`` is a WATCH/MULTI compare-and-set that applies the shared
-rules of ``engine.orchestration``. A run entering a final state gets a TTL of
+``propose_state`` applies the shared rules of ``engine.orchestration`` in
+Python, then writes with a Lua compare-and-set that succeeds only if the run is
+still exactly as read; a task run's final state and its completion event (on
+the flow run's stream) are written in that same atomic step. A run entering a final state gets a TTL of
 ``retention_seconds`` on everything it owns; a forced move out of a final state
 removes that TTL again.
 """
@@ -314,8 +316,8 @@ class RedisRunStore(RunStore):
         was_final = run.state is not None and run.state.is_final()
         ttl = self.retention_seconds if state.is_final() else (-1 if was_final else 0)
         flow_run_id = getattr(run, "flow_run_id", None)
-        announce = kind == "task" and flow_run_id is not None and _is_completion(state)
-        events_key = keys.events(self.prefix, flow_run_id) if announce else ""
+        announce = flow_run_id is not None and kind == "task" and _is_completion(state)
+        events_key = keys.events(self.prefix, flow_run_id) if flow_run_id and announce else ""
         return self._cas(
             keys=[keys.run(self.prefix, run.id), keys.history(self.prefix, run.id), events_key],
             args=[expected, new_raw, state.model_dump_json(), ttl, str(run.id) if announce else ""],
@@ -336,7 +338,7 @@ class RedisRunStore(RunStore):
         raws = self._client.mget([keys.run(self.prefix, run_id) for run_id in run_ids])
         for run_id, raw in zip(run_ids, raws, strict=True):
             if raw is not None:
-                self._known[run_id] = raw
+                self._known[run_id] = raw  # type: ignore[assignment]
 
     def _set_flow_lifetime(self, flow_run_id: uuid.UUID, final: bool) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -27,7 +27,7 @@ def run_coro_in_thread(coro: Coroutine[Any, Any, T]) -> T:
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
 
 
 def run_coro_sync(coro: Coroutine[Any, Any, T]) -> T:

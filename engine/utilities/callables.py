@@ -10,7 +10,10 @@ from engine.exceptions import ParameterBindError
 
 
 def get_call_parameters(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], apply_defaults: bool = True
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    apply_defaults: bool = True,
 ) -> dict[str, Any]:
     """Map call arguments to parameter names; raises ParameterBindError naming the culprit."""
     signature = inspect.signature(fn)
@@ -18,7 +21,9 @@ def get_call_parameters(
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
         name = getattr(fn, "__name__", repr(fn))
-        raise ParameterBindError(f"Error binding parameters for function {name!r}: {exc}.") from None
+        raise ParameterBindError(
+            f"Error binding parameters for function {name!r}: {exc}."
+        ) from None
     if apply_defaults:
         bound.apply_defaults()
     return dict(bound.arguments)
@@ -45,7 +50,8 @@ def parameters_to_args_kwargs(
     unknown = set(parameters) - set(inspect.signature(fn).parameters)
     if unknown:
         raise ParameterBindError(
-            f"Function {getattr(fn, '__name__', fn)!r} got unexpected parameters: {sorted(unknown)}."
+            f"Function {getattr(fn, '__name__', fn)!r} got unexpected parameters: "
+            f"{sorted(unknown)}."
         )
     return tuple(args), kwargs
 

@@ -75,7 +75,7 @@ def _call_in_helper_thread(
         raise exc
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
 
 
 def _raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> None:

@@ -17,7 +17,9 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session", params=["thread", "celery"])
-def runner_mode(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def runner_mode(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Which runner the semantics run on; for ``celery`` a worker fleet runs meanwhile."""
     if request.param == "thread":
         yield "thread"
@@ -27,7 +29,9 @@ def runner_mode(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     server = request.getfixturevalue("redis_server")
     server.start()
     log_path = tmp_path_factory.mktemp("semantics-fleet") / "fleet.log"
-    with running_fleet(server.url, log_path, workers=2, concurrency=2, pythonpath=[TESTS_DIR]) as fleet:
+    with running_fleet(
+        server.url, log_path, workers=2, concurrency=2, pythonpath=[TESTS_DIR]
+    ) as fleet:
         request.config._celerity_semantics_url = server.url  # type: ignore[attr-defined]
         request.config._celerity_fleet = fleet  # type: ignore[attr-defined]
         yield "celery"
@@ -35,7 +39,10 @@ def runner_mode(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture(autouse=True)
 def engine_runner(
-    runner_mode: str, clean_settings: None, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    runner_mode: str,
+    clean_settings: None,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[str]:
     """Point settings and the process store at the runner under test."""
     from broker_config.settings import reset_settings

@@ -12,9 +12,8 @@ API assumptions (stated in the issue as provisional):
 
 import multiprocessing.process
 
-from engine.flow_engine import read_subprocess_result, run_flow_in_subprocess
-
 from engine import flow
+from engine.flow_engine import read_subprocess_result, run_flow_in_subprocess
 
 from ._tasks import subprocess_add_flow, subprocess_failing_flow
 
