@@ -24,6 +24,7 @@ from engine.annotations import allow_failure, quote, unmapped
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
 from engine.exceptions import Abort, TaskRunTimeoutError
 from engine.futures import BaseFuture
+from engine.leases import lease_keeper
 from engine.logging import get_run_logger, patch_print
 from engine.orchestration import SetStateStatus
 from engine.results import ResultStorage
@@ -265,7 +266,9 @@ class TaskRunEngine:
         )
         self._retry_delay = delay
         if delay > 0:
-            self.set_state(AwaitingRetry(scheduled_time=now() + _seconds(delay)))
+            waiting = AwaitingRetry(scheduled_time=now() + _seconds(delay))
+            waiting.state_details.worker = worker_identity()  # keeps the lease while waiting
+            self.set_state(waiting)
 
     def begin_retry(self) -> None:
         """Enter the next attempt (after any delay has passed)."""
@@ -348,6 +351,7 @@ class TaskRunEngine:
         with ExitStack() as stack:
             stack.enter_context(self._context)
             stack.enter_context(patch_print(log_prints))
+            stack.enter_context(lease_keeper.holding(self.store, self.task_run.id))
             yield
 
     def call_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:

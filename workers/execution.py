@@ -5,8 +5,12 @@ when this runs. For each task run it unpacks the parameters, prefetches
 upstream results in one round trip and calls ``begin_task_run`` (which
 proposes RUNNING; a duplicate delivery does nothing). The Redis store appends
 the completion event to the flow run's stream atomically with the final state.
-A run whose task or parameters cannot be loaded ends Failed with the reason;
-nothing is left hanging.
+
+Duplicates and lost workers: a run whose lease is held by another live worker
+is sent back to the queue for later; a Running run whose lease lapsed (its
+worker died) is taken over as a new attempt while retries remain, else it ends
+Crashed. A run whose task or parameters cannot be loaded ends Failed with the
+reason; nothing is left hanging.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -21,9 +26,9 @@ from celery import Celery
 from engine.exceptions import EnvelopeRejected
 from engine.results import ResultStorage, storage_for_url
 from engine.schemas import TaskRun
-from engine.states import Failed, State
+from engine.states import AwaitingRetry, Crashed, Failed, State
 from engine.store import get_store
-from engine.task_engine import begin_task_run
+from engine.task_engine import begin_task_run, worker_identity
 from engine.utilities.importing import from_reference
 from workers.envelope import unpack
 
@@ -32,69 +37,125 @@ ENVELOPE_VERSION = 1
 
 logger = logging.getLogger("celerity.worker")
 
+Requeue = Callable[[list[dict[str, Any]]], None]
+
 
 def register(app: Celery) -> None:
     """Register the task-run executor on ``app``."""
 
-    @app.task(name=RUN_TASKS, acks_late=True, ignore_result=True)
-    def run_tasks(envelope: dict[str, Any]) -> int:
-        return execute_envelope(envelope)
+    @app.task(name=RUN_TASKS, bind=True, acks_late=True, ignore_result=True)
+    def run_tasks(self: Any, envelope: dict[str, Any]) -> int:
+        queue = (self.request.delivery_info or {}).get("routing_key")
+
+        def requeue_later(entries: list[dict[str, Any]]) -> None:
+            delay = getattr(get_store(), "lease_seconds", 30.0)
+            retry = {**envelope, "runs": entries}
+            app.send_task(RUN_TASKS, args=[retry], queue=queue, countdown=delay)
+
+        return execute_envelope(envelope, requeue_later)
 
 
-def execute_envelope(envelope: dict[str, Any]) -> int:
+def execute_envelope(envelope: dict[str, Any], requeue_later: Requeue | None = None) -> int:
     """Run every task run in ``envelope``; returns how many reached a final state."""
     if envelope.get("v") != ENVELOPE_VERSION:
         raise EnvelopeRejected(f"Unknown envelope version {envelope.get('v')!r}.")
     context = envelope["context"]
     storage = _result_storage(context.get("result_storage"))
-    runs = envelope["runs"]
-    _prime_store([entry["task_run"]["id"] for entry in runs])
+    runs = _skip_leased_elsewhere(envelope["runs"], requeue_later)
     try:
         task = _load_task(envelope["task"]["ref"])
     except Exception as exc:  # e.g. the worker cannot import the task's module
         reason = f"The worker could not load task {envelope['task'].get('name')!r}: {exc!r}"
-        return sum(_fail_run(entry, reason, context) for entry in runs)
-    return sum(_run_entry(task, entry, context, storage) for entry in runs)
+        return sum(_fail_run(entry, reason) for entry in runs)
+    return sum(_run_entry(task, entry, context, storage, requeue_later) for entry in runs)
+
+
+def _skip_leased_elsewhere(
+    runs: list[dict[str, Any]], requeue_later: Requeue | None
+) -> list[dict[str, Any]]:
+    # One MGET for the batch: the runs (so each first proposal skips its read)
+    # and their leases (so a run another live worker holds is not touched).
+    prime = getattr(get_store(), "prime", None)
+    if prime is None:
+        return runs
+    holders = prime([uuid.UUID(entry["task_run"]["id"]) for entry in runs])
+    me = worker_identity()
+    busy = [e for e in runs if holders.get(uuid.UUID(e["task_run"]["id"])) not in (None, me)]
+    if busy and requeue_later is not None:
+        requeue_later(busy)
+    return [entry for entry in runs if entry not in busy]
 
 
 def _run_entry(
-    task: Any, entry: dict[str, Any], context: dict[str, Any], storage: ResultStorage | None
+    task: Any,
+    entry: dict[str, Any],
+    context: dict[str, Any],
+    storage: ResultStorage | None,
+    requeue_later: Requeue | None,
 ) -> bool:
     task_run = TaskRun.model_validate(entry["task_run"])
     try:
         parameters = unpack(entry["parameters"])
         prefetch_results(parameters)
     except Exception as exc:
-        return _fail_run(
-            entry, f"The worker could not load the task run's parameters: {exc!r}", context
-        )
-    try:
-        state = begin_task_run(task, task_run, parameters, context, storage)
-    except (KeyboardInterrupt, SystemExit) as exc:
-        # Raised by the task's own code: the run is already Crashed in the
-        # store; the worker process lives on to serve other runs.
-        logger.error(
-            "Task run %s was interrupted by %s; it is Crashed.", task_run.id, type(exc).__name__
-        )
-        return True
+        return _fail_run(entry, f"The worker could not load the task run's parameters: {exc!r}")
+    state = _begin(task, task_run, parameters, context, storage)
+    if state.is_running() and _lease_lapsed(task_run.id):
+        if take_over(task_run, state, task.retries):
+            state = _begin(task, task_run, parameters, context, storage)
+    elif not state.is_final() and requeue_later is not None and not state.is_pending():
+        requeue_later([entry])  # someone else holds it right now: look again later
     return state.is_final()
 
 
-def _fail_run(entry: dict[str, Any], reason: str, context: dict[str, Any]) -> bool:
-    logger.error(reason)
-    task_run = TaskRun.model_validate(entry["task_run"])
-    state = Failed(message=reason)
+def _begin(
+    task: Any,
+    task_run: TaskRun,
+    parameters: dict[str, Any],
+    context: dict[str, Any],
+    storage: ResultStorage | None,
+) -> State[Any]:
+    try:
+        return begin_task_run(task, task_run, parameters, context, storage)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Raised by the task's own code: the run is already Crashed in the
+        # store; the worker process lives on to serve other runs.
+        logger.error("Task run %s was interrupted by %s; it is Crashed.", task_run.id, exc)
+        return get_store().read_task_run(task_run.id).state or Crashed()
+
+
+def _lease_lapsed(task_run_id: uuid.UUID) -> bool:
+    lease_holder = getattr(get_store(), "lease_holder", None)
+    return lease_holder is not None and lease_holder(task_run_id) is None
+
+
+def take_over(task_run: TaskRun, current: State[Any], retries: int) -> bool:
+    """Move an orphaned Running run to a new attempt (True) or to Crashed (False)."""
+    lost = current.state_details.worker or "unknown"
+    store = get_store()
+    attempts = store.read_task_run(task_run.id).run_count
+    if attempts <= retries:
+        logger.warning("Worker %s was lost running %s; starting a new attempt.", lost, task_run.id)
+        # No force: if the run moved on meanwhile (it finished after all),
+        # the rules reject this and nothing is redone.
+        retry = AwaitingRetry(message=f"Worker {lost} was lost; retrying.")
+        return _propose(task_run, retry).id == retry.id
+    logger.error("Worker %s was lost running %s; no retries left.", lost, task_run.id)
+    _propose(task_run, Crashed(message=f"Worker {lost} was lost while running this task run."))
+    return False
+
+
+def _propose(task_run: TaskRun, state: State[Any], force: bool = False) -> State[Any]:
     state.state_details.task_run_id = task_run.id
     state.state_details.flow_run_id = task_run.flow_run_id
-    get_store().propose_state(task_run.id, state)
+    outcome = get_store().propose_state(task_run.id, state, force=force)
+    return outcome.state or state
+
+
+def _fail_run(entry: dict[str, Any], reason: str) -> bool:
+    logger.error(reason)
+    _propose(TaskRun.model_validate(entry["task_run"]), Failed(message=reason))
     return True
-
-
-def _prime_store(run_ids: list[str]) -> None:
-    # One MGET for the batch, so that each run's first proposal skips its read.
-    prime = getattr(get_store(), "prime", None)
-    if prime is not None:
-        prime([uuid.UUID(run_id) for run_id in run_ids])
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import threading
 import uuid
 from collections.abc import Hashable
 from typing import Any
@@ -38,6 +39,7 @@ from workers.envelope import pack
 from workers.execution import ENVELOPE_VERSION, RUN_TASKS
 from workers.listener import CompletionListener, get_listener
 from workers.publishing import collecting, offer
+from workers.reaper import Reaper
 
 # A map is split into at least this many messages (when it has that many
 # runs) so that every worker gets a share; beyond that, runs share messages.
@@ -70,6 +72,9 @@ class CeleryTaskRunner(TaskRunner):
         self._flow_run_id: uuid.UUID | None = None
         self._context: dict[str, Any] | None = None
         self._task_refs: dict[int, dict[str, Any]] = {}
+        self._inflight: dict[uuid.UUID, tuple[Any, dict[str, Any]]] = {}
+        self._inflight_lock = threading.Lock()
+        self._reaper: Reaper | None = None
 
     def duplicate(self) -> CeleryTaskRunner:
         return type(self)(self.settings, self._app)
@@ -96,12 +101,18 @@ class CeleryTaskRunner(TaskRunner):
         if flow_ctx is not None:
             self._flow_run_id = flow_ctx.flow_run.id
             self._listener.watch_flow_run(self._flow_run_id)
+        self._reaper = Reaper(store, self._inflight_snapshot, self._resend, self._retries_of)  # type: ignore[arg-type]
+        self._reaper.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
-        if self._listener is not None and self._flow_run_id is not None:
-            self._listener.unwatch_flow_run(self._flow_run_id)
+        try:
+            super().__exit__(*exc)
+        finally:
+            if self._reaper is not None:
+                self._reaper.stop()
+            if self._listener is not None and self._flow_run_id is not None:
+                self._listener.unwatch_flow_run(self._flow_run_id)
 
     # --- submission ---------------------------------------------------------------------------
 
@@ -132,7 +143,31 @@ class CeleryTaskRunner(TaskRunner):
             "parameters": pack(_references_only(parameters)),
         }
         queue = route_for(task.queue, task_run.tags, self.settings)
-        offer(self._send, (id(self), id(task), queue, task), entry)
+        key = (id(self), id(task), queue, task)
+        # Kept until the run finishes, so that the reaper can send it again if
+        # its worker is lost.
+        with self._inflight_lock:
+            self._inflight[task_run.id] = (key, entry)
+        future.add_done_callback(self._forget)
+        offer(self._send, key, entry)
+
+    def _forget(self, future: BaseFuture[Any]) -> None:
+        with self._inflight_lock:
+            self._inflight.pop(future.task_run_id, None)
+
+    def _inflight_snapshot(self) -> dict[uuid.UUID, Any]:
+        with self._inflight_lock:
+            return dict(self._inflight)
+
+    def _resend(self, task_run_id: uuid.UUID) -> None:
+        found = self._inflight_snapshot().get(task_run_id)
+        if found is not None:
+            key, entry = found
+            self._send(key, [entry])
+
+    def _retries_of(self, task_run_id: uuid.UUID) -> int:
+        found = self._inflight_snapshot().get(task_run_id)
+        return found[0][3].retries if found is not None else 0
 
     def _send(self, key: Hashable, entries: list[dict[str, Any]]) -> None:
         _, _, queue, task = key  # type: ignore[misc]

@@ -61,6 +61,7 @@ def _redis_store(url: str) -> RunStore:
         socket_timeout=settings.socket_timeout,
         socket_keepalive=settings.socket_keepalive,
         health_check_interval=settings.health_check_interval,
+        lease_seconds=settings.lease_seconds,
     )
 
 

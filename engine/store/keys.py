@@ -57,3 +57,8 @@ def run_input_keys(prefix: str, flow_run_id: uuid.UUID) -> str:
 def events(prefix: str, flow_run_id: uuid.UUID) -> str:
     """A flow run's event stream: task completions for its coordinator (stream)."""
     return f"{prefix}:events:{flow_run_id}"
+
+
+def lease(prefix: str, run_id: uuid.UUID) -> str:
+    """The lease a worker holds (and renews) while a task run is Running."""
+    return f"{prefix}:lease:{run_id}"

@@ -11,9 +11,10 @@ Layout (key names in ``engine.store.keys``):
 ``propose_state`` applies the shared rules of ``engine.orchestration`` in
 Python, then writes with a Lua compare-and-set that succeeds only if the run is
 still exactly as read; a task run's final state and its completion event (on
-the flow run's stream) are written in that same atomic step. A run entering a final state gets a TTL of
-``retention_seconds`` on everything it owns; a forced move out of a final state
-removes that TTL again.
+the flow run's stream) are written in that same atomic step, and so is the
+lease of a Running task run. A run entering a final state gets a TTL of
+``retention_seconds`` on everything it owns; a forced move out of a final
+state removes that TTL again.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ return 1
 """
 
 
-# Compare-and-set one run. KEYS: run, history, events stream ("" for none).
-# ARGV: expected run JSON, new run JSON, state JSON, ttl (>0 expire, -1 persist,
-# 0 leave), task run id to announce ("" for none). Returns 1 when written, -1
-# when the run is missing, else the run JSON that is there now.
+# Compare-and-set one run. KEYS: run, history, events stream ("" for none),
+# lease. ARGV: expected run JSON, new run JSON, state JSON, ttl (>0 expire, -1
+# persist, 0 leave), task run id to announce ("" for none), lease owner ("" to
+# drop the lease), lease milliseconds. Returns 1 when written, -1 when the run
+# is missing, else the run JSON that is there now.
 _COMPARE_AND_SET_LUA = """
 local current = redis.call('GET', KEYS[1])
 if not current then
@@ -89,6 +91,11 @@ elseif ttl < 0 then
 end
 if ARGV[5] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'task_run_id', ARGV[5], 'state', ARGV[3])
+end
+if ARGV[6] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
+else
+  redis.call('DEL', KEYS[4])
 end
 return 1
 """
@@ -164,10 +171,12 @@ class RedisRunStore(RunStore):
         socket_timeout: float | None = None,
         socket_keepalive: bool | None = None,
         health_check_interval: int | None = None,
+        lease_seconds: float = 30.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.retention_seconds = retention_seconds
+        self.lease_seconds = lease_seconds
         self._owns_client = client is None
         self._client = client or _connect(
             url,
@@ -318,10 +327,39 @@ class RedisRunStore(RunStore):
         flow_run_id = getattr(run, "flow_run_id", None)
         announce = flow_run_id is not None and kind == "task" and _is_completion(state)
         events_key = keys.events(self.prefix, flow_run_id) if flow_run_id and announce else ""
+        # A Running task run is leased to the worker that runs it; any other
+        # state drops the lease. A lapsed lease means the worker was lost.
+        leased = state.is_running() or (state.is_scheduled() and state.name == "AwaitingRetry")
+        owner = state.state_details.worker if kind == "task" and leased else None
         return self._cas(
-            keys=[keys.run(self.prefix, run.id), keys.history(self.prefix, run.id), events_key],
-            args=[expected, new_raw, state.model_dump_json(), ttl, str(run.id) if announce else ""],
+            keys=[
+                keys.run(self.prefix, run.id),
+                keys.history(self.prefix, run.id),
+                events_key,
+                keys.lease(self.prefix, run.id),
+            ],
+            args=[
+                expected,
+                new_raw,
+                state.model_dump_json(),
+                ttl,
+                str(run.id) if announce else "",
+                owner or "",
+                int(self.lease_seconds * 1000),
+            ],
         )
+
+    def lease_holder(self, task_run_id: uuid.UUID) -> str | None:
+        """The worker holding a Running task run's lease, or None if it lapsed."""
+        holder = self._client.get(keys.lease(self.prefix, task_run_id))
+        return _text(holder) if holder is not None else None
+
+    def renew_leases(self, task_run_ids: list[uuid.UUID]) -> None:
+        """Extend the leases of runs this process is executing (one round trip)."""
+        pipe = self._client.pipeline(transaction=False)
+        for task_run_id in task_run_ids:
+            pipe.pexpire(keys.lease(self.prefix, task_run_id), int(self.lease_seconds * 1000))
+        pipe.execute()
 
     def _remember(self, run_id: uuid.UUID, raw: str, state: State[Any]) -> None:
         # The next proposal for this run (usually from this process) can skip
@@ -331,14 +369,39 @@ class RedisRunStore(RunStore):
         else:
             self._known[run_id] = raw.encode()
 
-    def prime(self, run_ids: list[uuid.UUID]) -> None:
-        """Read many runs in one round trip so that their next proposals skip the read."""
+    def prime(self, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Read many runs and their leases in one round trip; returns the lease holders.
+
+        The runs are remembered so that their next proposals skip the read.
+        """
         if not run_ids:
-            return
-        raws = self._client.mget([keys.run(self.prefix, run_id) for run_id in run_ids])
+            return {}
+        run_keys = [keys.run(self.prefix, run_id) for run_id in run_ids]
+        lease_keys = [keys.lease(self.prefix, run_id) for run_id in run_ids]
+        values = self._client.mget(run_keys + lease_keys)
+        raws, holders = values[: len(run_ids)], values[len(run_ids) :]
         for run_id, raw in zip(run_ids, raws, strict=True):
             if raw is not None:
                 self._known[run_id] = raw  # type: ignore[assignment]
+        return {
+            run_id: _text(holder)
+            for run_id, holder in zip(run_ids, holders, strict=True)
+            if holder is not None
+        }
+
+    def runs_with_leases(
+        self, run_ids: list[uuid.UUID]
+    ) -> list[tuple[FlowRun | TaskRun | None, str | None]]:
+        """Each run (None if gone) with its lease holder (None if none), in one round trip."""
+        if not run_ids:
+            return []
+        run_keys = [keys.run(self.prefix, run_id) for run_id in run_ids]
+        values = self._client.mget(run_keys + [keys.lease(self.prefix, r) for r in run_ids])
+        raws, holders = values[: len(run_ids)], values[len(run_ids) :]
+        return [
+            (_decode_run(raw)[1] if raw is not None else None, _text(h) if h else None)
+            for raw, h in zip(raws, holders, strict=True)
+        ]
 
     def _set_flow_lifetime(self, flow_run_id: uuid.UUID, final: bool) -> None:
         pipe = self._client.pipeline(transaction=False)
