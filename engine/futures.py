@@ -3,6 +3,10 @@
 A future is completed with the run's final state by whichever runner ran it
 (a thread of this process, or the coordinator's listener for Celery workers).
 Until then ``future.state`` reads the current state from the run store.
+
+A flow may hold tens of thousands of futures, so each one is small: slots, no
+lock or event of its own (one process-wide condition wakes waiters), and a
+final state that may stay as the JSON it arrived in until someone looks at it.
 """
 
 from __future__ import annotations
@@ -19,27 +23,40 @@ from engine.utilities.collections import visit_collection
 
 R = TypeVar("R")
 
+# One condition for every future: completing a future notifies all waiters,
+# which then check their own future. Few threads wait at once, and this saves
+# a lock and an event per future.
+_completed = threading.Condition(threading.Lock())
+
 
 class BaseFuture(Generic[R]):
     """A task run in progress; completed once with its final state."""
 
+    __slots__ = ("task_run_id", "_final_state", "_final_json", "_callbacks", "__weakref__")
+
     def __init__(self, task_run_id: uuid.UUID) -> None:
         self.task_run_id = task_run_id
         self._final_state: State[R] | None = None
-        self._done = threading.Event()
-        self._callbacks: list[Callable[[BaseFuture[R]], None]] = []
-        self._lock = threading.Lock()
+        self._final_json: bytes | None = None
+        self._callbacks: list[Callable[[BaseFuture[R]], None]] | None = None
 
     # --- completion (runner side) -----------------------------------------------
 
     def set_final_state(self, state: State[R]) -> None:
         """Complete the future; runs done callbacks once."""
-        with self._lock:
-            if self._done.is_set():
+        self._complete(state, None)
+
+    def set_final_state_json(self, raw: bytes) -> None:
+        """Complete the future with a state still in JSON form (parsed when first read)."""
+        self._complete(None, raw)
+
+    def _complete(self, state: State[R] | None, raw: bytes | None) -> None:
+        with _completed:
+            if self.done():
                 return
-            self._final_state = state
-            self._done.set()
-            callbacks, self._callbacks = self._callbacks, []
+            self._final_state, self._final_json = state, raw
+            callbacks, self._callbacks = self._callbacks or [], None
+            _completed.notify_all()
         for callback in callbacks:
             _call_quietly(callback, self)
 
@@ -47,11 +64,14 @@ class BaseFuture(Generic[R]):
 
     def done(self) -> bool:
         """True once the run has a final state (NotReady counts: it will never run)."""
-        return self._done.is_set()
+        return self._final_state is not None or self._final_json is not None
 
     @property
     def state(self) -> State[R]:
         """The final state if done, else the run's current state in the store."""
+        if self._final_state is None and self._final_json is not None:
+            self._final_state = State.model_validate_json(self._final_json)
+            self._final_json = None
         if self._final_state is not None:
             return self._final_state
         return self._current_state()
@@ -67,19 +87,29 @@ class BaseFuture(Generic[R]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the run is final or ``timeout`` seconds pass."""
-        self._done.wait(timeout)
+        if self.done():
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with _completed:
+            while not self.done():
+                remaining = _remaining(deadline)
+                if remaining == 0.0:
+                    return
+                _completed.wait(remaining)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
         """The run's value; raises its exception, or TimeoutError if not done in time."""
-        if not self._done.wait(timeout):
+        self.wait(timeout)
+        if not self.done():
             raise TimeoutError(f"Task run {self.task_run_id} did not finish within {timeout}s.")
-        assert self._final_state is not None
-        return self._final_state.result(raise_on_failure=raise_on_failure)
+        return self.state.result(raise_on_failure=raise_on_failure)
 
     def add_done_callback(self, fn: Callable[[BaseFuture[R]], None]) -> None:
         """Call ``fn(future)`` once the run is final (at once if it already is)."""
-        with self._lock:
-            if not self._done.is_set():
+        with _completed:
+            if not self.done():
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(fn)
                 return
         _call_quietly(fn, self)

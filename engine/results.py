@@ -7,6 +7,7 @@ that lambdas, local classes and exceptions survive the trip.
 
 from __future__ import annotations
 
+import base64
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -18,6 +19,10 @@ import cloudpickle
 from pydantic import BaseModel
 
 from engine.exceptions import MissingResult, SerializationError
+
+# Values whose pickle is at most this size are carried inside the reference.
+INLINE_LIMIT_BYTES = 512
+INLINE = "inline"
 
 
 class ResultRef(BaseModel):
@@ -58,9 +63,17 @@ class ResultStorage(ABC):
         """The payload under ``key``; raises MissingResult if absent."""
 
     def write(self, value: Any, key: str | None = None) -> ResultRef:
-        """Persist ``value`` and return the reference to it."""
+        """Persist ``value`` and return the reference to it.
+
+        Small values travel inside the reference itself: no write now, and no
+        read for whoever needs the value later (a chain hop saves two round
+        trips).
+        """
+        payload = dumps(value)
+        if key is None and len(payload) <= INLINE_LIMIT_BYTES:
+            return ResultRef(storage=INLINE, key=base64.b64encode(payload).decode())
         key = key or uuid.uuid4().hex
-        self.write_bytes(key, dumps(value))
+        self.write_bytes(key, payload)
         return ResultRef(storage=self.url, key=key)
 
     def read(self, ref: ResultRef) -> Any:
@@ -137,6 +150,8 @@ class RedisResultStorage(ResultStorage):
         pipe.execute()
 
     def read_many(self, refs: list[ResultRef]) -> list[Any]:
+        if any(ref.storage == INLINE for ref in refs):
+            return [read_result(ref) for ref in refs]
         payloads = self.client.mget([self._key(ref.key) for ref in refs]) if refs else []
         missing = [ref.key for ref, payload in zip(refs, payloads, strict=True) if payload is None]
         if missing:
@@ -193,6 +208,8 @@ def _create_storage(url: str) -> ResultStorage:
 
 def read_result(ref: ResultRef) -> Any:
     """The value behind ``ref`` from whichever storage it names."""
+    if ref.storage == INLINE:
+        return loads(base64.b64decode(ref.key))
     return storage_for_url(ref.storage).read(ref)
 
 

@@ -21,6 +21,8 @@ from engine.schemas import TaskRun
 from engine.states import Crashed, NotReady, State
 from engine.store import get_store
 
+MAP_CHUNK_SIZE = 1000
+
 
 class TaskRunner(ABC):
     """Runs the task runs a flow submits; entered for the length of one flow run."""
@@ -71,12 +73,23 @@ class TaskRunner(ABC):
     def map(
         self, task: Any, calls: list[dict[str, Any]], wait_for: Any = None
     ) -> list[BaseFuture[Any]]:
-        """Create many task runs in one store write and return their futures."""
+        """Create many task runs (one store write per chunk) and return their futures."""
+        context = contextvars.copy_context()
+        futures: list[BaseFuture[Any]] = []
+        # Chunks bound the peak memory of a huge map: run records are built,
+        # stored and handed on a thousand at a time.
+        for start in range(0, len(calls), MAP_CHUNK_SIZE):
+            chunk = calls[start : start + MAP_CHUNK_SIZE]
+            futures.extend(self._submit_chunk(task, chunk, wait_for, context))
+        return futures
+
+    def _submit_chunk(
+        self, task: Any, calls: list[dict[str, Any]], wait_for: Any, context: contextvars.Context
+    ) -> list[BaseFuture[Any]]:
         from engine.task_engine import new_task_run
 
         task_runs = [new_task_run(task, parameters) for parameters in calls]
         get_store().create_task_runs(task_runs)
-        context = contextvars.copy_context()
         futures = [self.new_future(task_run) for task_run in task_runs]
         with self._futures_lock:
             self._futures.extend(futures)

@@ -24,7 +24,7 @@ from typing import Any
 from celery import Celery
 
 from engine.exceptions import EnvelopeRejected
-from engine.results import ResultStorage, storage_for_url
+from engine.results import INLINE, ResultStorage, read_result, storage_for_url
 from engine.schemas import TaskRun
 from engine.states import AwaitingRetry, Crashed, Failed, State
 from engine.store import get_store
@@ -183,7 +183,11 @@ def prefetch_results(parameters: Any) -> None:
     )
     by_storage: dict[str, list[State[Any]]] = {}
     for state in states:
-        by_storage.setdefault(state.result_ref.storage, []).append(state)  # type: ignore[union-attr]
+        ref = state.result_ref
+        if ref.storage == INLINE:  # type: ignore[union-attr]
+            state.data = read_result(ref)  # type: ignore[arg-type]
+        else:
+            by_storage.setdefault(ref.storage, []).append(state)  # type: ignore[union-attr]
     for url, group in by_storage.items():
         storage = storage_for_url(url)
         values = storage.read_many([s.result_ref for s in group])  # type: ignore[misc]

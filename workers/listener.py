@@ -1,5 +1,8 @@
 """The coordinator's single listener: reads completion streams, completes futures.
 
+The Redis run store appends ``{task_run_id, state}`` to a flow run's stream in
+the same atomic step that makes a task run final (or NotReady).
+
 One daemon thread per process and store reads the event streams of every
 active flow run with a blocking XREAD. It remembers the last id read per
 stream, so after a lost connection it resumes where it stopped and no
@@ -17,7 +20,7 @@ from typing import Any
 import redis
 
 from engine.futures import BaseFuture
-from workers.events import parse_completion, stream_key
+from engine.store import keys
 from workers.publishing import collecting
 
 logger = logging.getLogger("celerity.listener")
@@ -44,13 +47,13 @@ class CompletionListener:
     def watch_flow_run(self, flow_run_id: uuid.UUID) -> None:
         """Start reading a flow run's stream (from its beginning)."""
         with self._lock:
-            self._streams.setdefault(stream_key(self.prefix, flow_run_id), "0-0")
+            self._streams.setdefault(keys.events(self.prefix, flow_run_id), "0-0")
         self._wake.set()
 
     def unwatch_flow_run(self, flow_run_id: uuid.UUID) -> None:
         """Stop reading a flow run's stream."""
         with self._lock:
-            self._streams.pop(stream_key(self.prefix, flow_run_id), None)
+            self._streams.pop(keys.events(self.prefix, flow_run_id), None)
 
     def register(self, future: BaseFuture[Any]) -> None:
         """Complete ``future`` when its run's completion event arrives."""
@@ -84,14 +87,16 @@ class CompletionListener:
         for entry_id, fields in entries:
             last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             try:
-                task_run_id, state = parse_completion(fields)
+                task_run_id = uuid.UUID(fields[b"task_run_id"].decode())
             except Exception:  # a malformed entry must not stop the listener
                 logger.exception("Ignoring a malformed completion event %s.", last_id)
                 continue
             with self._lock:
                 future = self._futures.pop(task_run_id, None)
             if future is not None:
-                future.set_final_state(state)
+                # Parsed only when someone reads the state: most futures of a
+                # big map are only waited on.
+                future.set_final_state_json(fields[b"state"])
         with self._lock:
             if last_id is not None and stream in self._streams:
                 self._streams[stream] = last_id

@@ -177,7 +177,11 @@ class CeleryTaskRunner(TaskRunner):
             "context": self._serialized_context(),
             "runs": entries,
         }
-        self.app.send_task(RUN_TASKS, args=[envelope], queue=queue)
+        # A fixed argsrepr spares Celery a saferepr of the whole envelope.
+        summary = f"<{len(entries)} run(s) of {task.name}>"
+        self.app.send_task(
+            RUN_TASKS, args=[envelope], queue=queue, argsrepr=summary, kwargsrepr="{}"
+        )
 
     def _task_ref(self, task: Any) -> dict[str, Any]:
         ref = self._task_refs.get(id(task))

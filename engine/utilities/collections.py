@@ -10,14 +10,20 @@ from pydantic import BaseModel
 
 from engine.annotations import BaseAnnotation, quote
 
+# Plain values can never hold a future or a state; skipping them keeps
+# submitting many small calls cheap.
+_ATOMIC_TYPES = frozenset({int, float, str, bytes, bool, type(None), complex})
+
 
 def visit_collection(expr: Any, visit: Callable[[Any], Any]) -> Any:
     """Rebuild ``expr`` with ``visit`` applied to every leaf and container.
 
     ``visit`` sees each item first; if it returns something other than the item
     itself, that replacement is used and not descended into. ``quote``-wrapped
-    values are left untouched.
+    values are left untouched, and plain scalars (ints, strings...) are not visited.
     """
+    if type(expr) in _ATOMIC_TYPES:
+        return expr
     replaced = visit(expr)
     if replaced is not expr or isinstance(expr, quote):
         return replaced
