@@ -117,7 +117,7 @@ class TaskRunner(ABC):
         def release() -> None:
             self._release(task, task_run, parameters, wait_for, future, context)
 
-        gate = _Gate(len(upstreams), release)
+        gate = Gate(len(upstreams), release)
         for upstream in upstreams:
             upstream.add_done_callback(gate.one_done)
         gate.check()
@@ -136,14 +136,14 @@ class TaskRunner(ABC):
         try:
             failed = failed_upstreams(parameters, wait_for)
             if failed:
-                future.set_final_state(_mark_not_ready(task_run, failed[0]))
+                future.set_final_state(mark_not_ready(task_run, failed[0]))
                 return
             self.dispatch(task, task_run, parameters, future, context)
         except Exception as exc:  # a runner bug must still finish the future
             future.set_final_state(_mark_crashed(task_run, exc))
 
 
-class _Gate:
+class Gate:
     """Calls ``release`` once, after ``count`` upstreams have reported done."""
 
     def __init__(self, count: int, release: Any) -> None:
@@ -165,7 +165,7 @@ class _Gate:
         self._release()
 
 
-def _mark_not_ready(task_run: TaskRun, upstream: State[Any]) -> State[Any]:
+def mark_not_ready(task_run: TaskRun, upstream: State[Any]) -> State[Any]:
     upstream_id = upstream.state_details.task_run_id
     state = NotReady(
         message=f"Upstream task run '{upstream_id}' did not reach a 'COMPLETED' state."

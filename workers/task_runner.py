@@ -12,6 +12,7 @@ stream.
 from __future__ import annotations
 
 import contextvars
+import json
 import math
 import threading
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 
 from broker_config.queues import route_for
 from broker_config.settings import CeleritySettings, get_settings
+from engine.annotations import allow_failure
 from engine.context import FlowRunContext, serialize_context
 from engine.exceptions import ConfigurationError
 from engine.futures import BaseFuture
@@ -32,15 +34,20 @@ from engine.results import (
 from engine.schemas import TaskRun
 from engine.states import State
 from engine.store import get_store
-from engine.task_runners import TaskRunner
-from engine.utilities.collections import visit_collection
+from engine.task_engine import failed_upstreams, upstream_futures
+from engine.task_runners import Gate, TaskRunner, mark_not_ready
+from engine.utilities.collections import collect, visit_collection
 from engine.utilities.importing import to_reference
 from workers.envelope import pack
-from workers.execution import ENVELOPE_VERSION, RUN_TASKS
+from workers.execution import ENVELOPE_VERSION, publish_envelope
 from workers.listener import CompletionListener, get_listener
 from workers.publishing import collecting, offer
 from workers.reaper import Reaper
+from workers.upstream import UpstreamRef
 
+# More upstreams than this and a run waits in the coordinator instead of Redis
+# (the release script checks each upstream's state).
+MAX_DEFERRED_UPSTREAMS = 16
 # A map is split into at least this many messages (when it has that many
 # runs) so that every worker gets a share; beyond that, runs share messages.
 TARGET_MESSAGES_PER_MAP = 64
@@ -138,18 +145,90 @@ class CeleryTaskRunner(TaskRunner):
         future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
+        key, entry = self._entry(task, task_run, parameters)
+        self._track(task_run.id, key, entry, future)
+        offer(self._send, key, entry)
+
+    def _entry(
+        self, task: Any, task_run: TaskRun, parameters: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
         entry = {
             "task_run": task_run.model_dump(mode="json", exclude={"state"}),
             "parameters": pack(_references_only(parameters)),
         }
         queue = route_for(task.queue, task_run.tags, self.settings)
-        key = (id(self), id(task), queue, task)
+        return (id(self), id(task), queue, task), entry
+
+    def _track(
+        self, task_run_id: uuid.UUID, key: Any, entry: dict[str, Any], future: BaseFuture[Any]
+    ) -> None:
         # Kept until the run finishes, so that the reaper can send it again if
         # its worker is lost.
         with self._inflight_lock:
-            self._inflight[task_run.id] = (key, entry)
+            self._inflight[task_run_id] = (key, entry)
         future.add_done_callback(self._forget)
-        offer(self._send, key, entry)
+
+    # --- continuations ------------------------------------------------------------------------
+
+    def _hold_until_ready(
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        wait_for: Any,
+        future: BaseFuture[Any],
+        context: contextvars.Context,
+    ) -> None:
+        upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
+        if self._may_defer(upstreams) and self._defer(task, task_run, parameters, wait_for, future):
+            return
+        super()._hold_until_ready(task, task_run, parameters, wait_for, future, context)
+
+    def _may_defer(self, upstreams: set[BaseFuture[Any]]) -> bool:
+        if not upstreams or len(upstreams) > MAX_DEFERRED_UPSTREAMS:
+            return False
+        inflight = self._inflight_snapshot()
+        return all(u.done() or u.task_run_id in inflight for u in upstreams)
+
+    def _defer(
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        wait_for: Any,
+        future: BaseFuture[Any],
+    ) -> bool:
+        """Park the run in Redis so that its last upstream's worker releases it."""
+        key, entry = self._entry(task, task_run, parameters)
+        upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
+        allowed = _allowed_failures(parameters, wait_for)
+        envelope = json.dumps(self._envelope(key, [entry]))
+        flags = [(u.task_run_id, u.task_run_id in allowed) for u in upstreams]
+        waiting = get_store().defer(task_run.id, envelope, flags)  # type: ignore[attr-defined]
+        if waiting < 0:
+            return False  # an upstream already failed: the gate marks it NotReady
+        self._track(task_run.id, key, entry, future)
+        if waiting == 0:
+            offer(self._send, key, entry)
+            return True
+
+        def settle() -> None:
+            self._settle_deferred(task_run, parameters, wait_for, future)
+
+        gate = Gate(len(upstreams), settle)
+        for upstream in upstreams:
+            upstream.add_done_callback(gate.one_done)
+        gate.check()
+        return True
+
+    def _settle_deferred(
+        self, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any, future: BaseFuture[Any]
+    ) -> None:
+        # Every upstream is final. If one failed (and is not allowed to), no
+        # worker will release this run: take it back and mark it NotReady.
+        failed = failed_upstreams(parameters, wait_for)
+        if failed and get_store().cancel_deferred(task_run.id):  # type: ignore[attr-defined]
+            future.set_final_state(mark_not_ready(task_run, failed[0]))
 
     def _forget(self, future: BaseFuture[Any]) -> None:
         with self._inflight_lock:
@@ -169,19 +248,18 @@ class CeleryTaskRunner(TaskRunner):
         found = self._inflight_snapshot().get(task_run_id)
         return found[0][3].retries if found is not None else 0
 
-    def _send(self, key: Hashable, entries: list[dict[str, Any]]) -> None:
-        _, _, queue, task = key  # type: ignore[misc]
-        envelope = {
+    def _envelope(self, key: Any, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        _, _, queue, task = key
+        return {
             "v": ENVELOPE_VERSION,
             "task": {"name": task.name, "ref": self._task_ref(task)},
             "context": self._serialized_context(),
+            "queue": queue,
             "runs": entries,
         }
-        # A fixed argsrepr spares Celery a saferepr of the whole envelope.
-        summary = f"<{len(entries)} run(s) of {task.name}>"
-        self.app.send_task(
-            RUN_TASKS, args=[envelope], queue=queue, argsrepr=summary, kwargsrepr="{}"
-        )
+
+    def _send(self, key: Hashable, entries: list[dict[str, Any]]) -> None:
+        publish_envelope(self.app, self._envelope(key, entries))
 
     def _task_ref(self, task: Any) -> dict[str, Any]:
         ref = self._task_refs.get(id(task))
@@ -200,16 +278,31 @@ class CeleryTaskRunner(TaskRunner):
 
 
 def _references_only(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Parameters with futures replaced by their final states (references, no values)."""
+    """Parameters with futures replaced by their final states (references, no values).
+
+    A future that is not done yet becomes an ``UpstreamRef`` for the worker to
+    resolve from the store.
+    """
 
     def visit(item: Any) -> Any:
         if isinstance(item, BaseFuture):
+            if not item.done():
+                return UpstreamRef(item.task_run_id)
             return item.state.without_value() if item.state.result_ref else item.state
         if isinstance(item, State) and item.result_ref is not None:
             return item.without_value()
         return item
 
     return visit_collection(parameters, visit)
+
+
+def _allowed_failures(*exprs: Any) -> set[uuid.UUID]:
+    """Ids of upstreams wrapped in ``allow_failure``."""
+    allowed: set[uuid.UUID] = set()
+    for expr in exprs:
+        for wrapper in collect(expr, lambda item: isinstance(item, allow_failure)):
+            allowed |= {f.task_run_id for f in upstream_futures(wrapper.value)}
+    return allowed
 
 
 __all__ = ["CeleryTaskRunner", "result_storage_for"]

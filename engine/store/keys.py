@@ -62,3 +62,18 @@ def events(prefix: str, flow_run_id: uuid.UUID) -> str:
 def lease(prefix: str, run_id: uuid.UUID) -> str:
     """The lease a worker holds (and renews) while a task run is Running."""
     return f"{prefix}:lease:{run_id}"
+
+
+def pending(prefix: str, run_id: uuid.UUID) -> str:
+    """A deferred task run's envelope, waiting for its upstreams."""
+    return f"{prefix}:pending:{run_id}"
+
+
+def remaining(prefix: str, run_id: uuid.UUID) -> str:
+    """How many upstreams a deferred task run still waits for."""
+    return f"{prefix}:remaining:{run_id}"
+
+
+def waiters(prefix: str, run_id: uuid.UUID) -> str:
+    """The deferred task runs waiting for this run to finish."""
+    return f"{prefix}:waiters:{run_id}"

@@ -40,6 +40,7 @@ from engine.schemas import FlowRun, RunLog, TaskRun
 from engine.states import State
 from engine.store import keys
 from engine.store.base import RunStore
+from engine.store.continuations import DEFER_LUA, RELEASE_LUA, defer_keys, hand_over
 
 Kind = Literal["flow", "task"]
 P = ParamSpec("P")
@@ -67,11 +68,13 @@ return 1
 
 
 # Compare-and-set one run. KEYS: run, history, events stream ("" for none),
-# lease. ARGV: expected run JSON, new run JSON, state JSON, ttl (>0 expire, -1
-# persist, 0 leave), task run id to announce ("" for none), lease owner ("" to
-# drop the lease), lease milliseconds. Returns 1 when written, -1 when the run
-# is missing, else the run JSON that is there now.
-_COMPARE_AND_SET_LUA = """
+# lease, waiters. ARGV: expected run JSON, new run JSON, state JSON, ttl (>0
+# expire, -1 persist, 0 leave), task run id to announce ("" for none), lease
+# owner ("" to drop the lease), lease milliseconds, release mode (see
+# continuations). Returns 1 (or 1 and the envelopes of released runs) when
+# written, -1 when the run is missing, else the run JSON that is there now.
+_COMPARE_AND_SET_LUA = (
+    """
 local current = redis.call('GET', KEYS[1])
 if not current then
   return -1
@@ -97,8 +100,15 @@ if ARGV[6] ~= '' then
 else
   redis.call('DEL', KEYS[4])
 end
+"""
+    + RELEASE_LUA
+    + """
+if #released > 0 then
+  return {1, unpack(released)}
+end
 return 1
 """
+)
 
 
 def _is_completion(state: State[Any]) -> bool:
@@ -186,6 +196,7 @@ class RedisRunStore(RunStore):
         )
         self._create_run = self._client.register_script(_CREATE_RUN_LUA)
         self._cas = self._client.register_script(_COMPARE_AND_SET_LUA)
+        self._defer = self._client.register_script(DEFER_LUA)
         self._known: dict[uuid.UUID, bytes] = {}
 
     @property
@@ -311,10 +322,12 @@ class RedisRunStore(RunStore):
                 )
             new_raw = _encode_run(kind, run.model_copy(update=entering_fields(run, state)))
             outcome = self._compare_and_set(kind, run, raw, new_raw, state)
-            if outcome == 1:
+            if outcome == 1 or isinstance(outcome, list):
                 break
             raw = outcome if outcome != -1 else None
         self._remember(run_id, new_raw, state)
+        if isinstance(outcome, list):
+            hand_over(outcome[1:])
         if kind == "flow" and (state.is_final() or (run.state and run.state.is_final())):
             self._set_flow_lifetime(run.id, state.is_final())
         return OrchestrationResult(status=status, state=state)
@@ -337,6 +350,7 @@ class RedisRunStore(RunStore):
                 keys.history(self.prefix, run.id),
                 events_key,
                 keys.lease(self.prefix, run.id),
+                keys.waiters(self.prefix, run.id),
             ],
             args=[
                 expected,
@@ -346,8 +360,32 @@ class RedisRunStore(RunStore):
                 str(run.id) if announce else "",
                 owner or "",
                 int(self.lease_seconds * 1000),
+                ("1" if state.is_completed() else "0") if announce else "",
             ],
         )
+
+    def defer(
+        self, run_id: uuid.UUID, envelope: str, upstreams: list[tuple[uuid.UUID, bool]]
+    ) -> int:
+        """Park ``envelope`` until its upstreams finish (see ``continuations``).
+
+        Returns -1 if an upstream already failed (and is not allowed to), 0 if
+        all already completed (send it now), else how many it waits for.
+        """
+        ids = [upstream for upstream, _ in upstreams]
+        flags = ["1" if allowed else "0" for _, allowed in upstreams]
+        return int(
+            self._defer(
+                keys=defer_keys(self.prefix, run_id, ids),
+                args=[envelope, self.retention_seconds, *flags],
+            )
+        )
+
+    def cancel_deferred(self, run_id: uuid.UUID) -> bool:
+        """Take a parked envelope back; False if it was already released."""
+        taken = self._client.getdel(keys.pending(self.prefix, run_id))
+        self._client.delete(keys.remaining(self.prefix, run_id))
+        return taken is not None
 
     def lease_holder(self, task_run_id: uuid.UUID) -> str | None:
         """The worker holding a Running task run's lease, or None if it lapsed."""
