@@ -201,12 +201,10 @@ def resolve_futures_to_states(expr: Any) -> Any:
 
 
 def resolve_futures_to_results(expr: Any) -> Any:
-    """``expr`` with every future and state replaced by its value."""
+    """``expr`` with every future replaced by its value (states are left as they are)."""
 
     def visit(item: Any) -> Any:
         if isinstance(item, BaseFuture):
-            return item.result()
-        if isinstance(item, State):
             return item.result()
         return item
 

@@ -162,6 +162,7 @@ class TaskRunEngine:
         self.state: State[Any] = task_run.state or Pending()
         self.retries_done = 0
         self._retry_delay = 0.0
+        self._cache_key: str | None = None
 
     @property
     def logger(self) -> Any:
@@ -209,6 +210,8 @@ class TaskRunEngine:
             )
             return False
         self.parameters = resolved
+        if self._use_cache():
+            return False
         running = Running()
         running.state_details.worker = worker_identity()
         self.task_run.worker = running.state_details.worker
@@ -217,10 +220,47 @@ class TaskRunEngine:
         self.run_hooks(self.task.on_running_hooks)
         return True
 
+    def _use_cache(self) -> bool:
+        """End the run Cached if its cache key has a stored result; remembers the key."""
+        self._cache_key = self._compute_cache_key()
+        if self._cache_key is None or self.task.refresh_cache:
+            return False
+        cached = self.store.read_cache(self._cache_key)
+        if cached is None:
+            return False
+        state = cached.fresh_copy(name="Cached", message=None)
+        state.state_details = state.state_details.model_copy()
+        self.set_state(state)
+        self.run_hooks(self.task.on_completion_hooks)
+        return True
+
+    def _compute_cache_key(self) -> str | None:
+        policy = self.task.cache_policy
+        if policy is None:
+            return None
+        flow_ctx = FlowRunContext.get()
+        flow_parameters = flow_ctx.parameters if flow_ctx else {}
+        try:
+            return policy.compute_key(self._context, self.parameters, flow_parameters)
+        except Exception:
+            self.logger.exception("The cache policy raised; running without the cache.")
+            return None
+
+    def _write_cache(self, state: State[Any]) -> None:
+        if self._cache_key is None or not state.is_completed():
+            return
+        if self.result_storage is not None and state.result_ref is None:
+            return  # the value could not be stored, so other processes could not read it
+        expires = now() + self.task.cache_expiration if self.task.cache_expiration else None
+        state.state_details.cache_key = self._cache_key
+        state.state_details.cache_expiration = expires
+        self.store.write_cache(self._cache_key, state, expires)
+
     def handle_success(self, value: Any) -> None:
         """The function returned: Completed (or the state it returned)."""
         state = return_value_to_state(value)
         self._persist(state)
+        self._write_cache(state)
         self.set_state(state)
         self.run_hooks(
             self.task.on_completion_hooks if state.is_completed() else self.task.on_failure_hooks

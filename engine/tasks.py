@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
 from engine.annotations import allow_failure, quote, unmapped
+from engine.cache_policies import CacheKeyFnPolicy, task_input_hash
 from engine.context import FlowRunContext
 from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, MissingContextError
 from engine.futures import BaseFuture, FutureList
@@ -101,7 +102,8 @@ class Task(Generic[R]):
         self.result_storage = result_storage
         self.cache_key_fn = cache_key_fn
         self.cache_expiration = cache_expiration
-        self.cache_policy = cache_policy
+        # Only a task that asks for caching caches (a cache_key_fn wins over a policy).
+        self.cache_policy = CacheKeyFnPolicy(cache_key_fn) if cache_key_fn else cache_policy
         self.refresh_cache = refresh_cache
         self.queue = queue
         self.on_completion_hooks = list(on_completion or [])
@@ -279,4 +281,4 @@ def task(__fn: Callable[..., R] | None = None, **options: Any) -> Any:
     return lambda fn: Task(fn, **options)
 
 
-__all__ = ["Task", "task", "exponential_backoff", "expand_map_parameters"]
+__all__ = ["Task", "task", "exponential_backoff", "expand_map_parameters", "task_input_hash"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from engine.orchestration import OrchestrationResult
@@ -90,6 +91,16 @@ class RunStore(ABC):
     @abstractmethod
     def read_run_input(self, flow_run_id: uuid.UUID, key: str) -> str | None:
         """The JSON document under ``key``, or None."""
+
+    # --- cache ------------------------------------------------------------------------
+
+    @abstractmethod
+    def write_cache(self, key: str, state: State[Any], expires_at: datetime | None = None) -> None:
+        """Remember a completed state under a cache key, until ``expires_at`` if given."""
+
+    @abstractmethod
+    def read_cache(self, key: str) -> State[Any] | None:
+        """The completed state cached under ``key``, or None if absent or expired."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release connections."""

@@ -77,3 +77,8 @@ def remaining(prefix: str, run_id: uuid.UUID) -> str:
 def waiters(prefix: str, run_id: uuid.UUID) -> str:
     """The deferred task runs waiting for this run to finish."""
     return f"{prefix}:waiters:{run_id}"
+
+
+def cache(prefix: str, cache_key: str) -> str:
+    """A cached task result, by cache key."""
+    return f"{prefix}:cache:{cache_key}"

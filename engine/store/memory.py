@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from engine.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -19,7 +20,7 @@ from engine.orchestration import (
     evaluate_transition,
 )
 from engine.schemas import FlowRun, RunLog, TaskRun
-from engine.states import State
+from engine.states import State, now
 from engine.store.base import RunStore
 
 
@@ -36,6 +37,7 @@ class MemoryRunStore(RunStore):
         self._history: dict[uuid.UUID, list[State[Any]]] = {}
         self._logs: dict[uuid.UUID | None, list[RunLog]] = {}
         self._inputs: dict[tuple[uuid.UUID, str], str] = {}
+        self._cache: dict[str, tuple[State[Any], datetime | None]] = {}
 
     def _insert(self, run: FlowRun | TaskRun) -> None:
         if run.id in self._runs:
@@ -124,3 +126,17 @@ class MemoryRunStore(RunStore):
     def read_run_input(self, flow_run_id: uuid.UUID, key: str) -> str | None:
         with self._lock:
             return self._inputs.get((flow_run_id, key))
+
+    def write_cache(self, key: str, state: State[Any], expires_at: datetime | None = None) -> None:
+        with self._lock:
+            self._cache[key] = (state, expires_at)
+
+    def read_cache(self, key: str) -> State[Any] | None:
+        with self._lock:
+            found = self._cache.get(key)
+        if found is None:
+            return None
+        state, expires_at = found
+        if expires_at is not None and expires_at <= now():
+            return None
+        return state

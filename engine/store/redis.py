@@ -24,6 +24,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +38,7 @@ from engine.orchestration import (
     evaluate_transition,
 )
 from engine.schemas import FlowRun, RunLog, TaskRun
-from engine.states import State
+from engine.states import State, now
 from engine.store import keys
 from engine.store.base import RunStore
 from engine.store.continuations import DEFER_LUA, RELEASE_LUA, defer_keys, hand_over
@@ -510,6 +511,22 @@ class RedisRunStore(RunStore):
         """The JSON document under ``key``, or None."""
         raw = self._client.get(keys.run_input(self.prefix, flow_run_id, key))
         return None if raw is None else _text(raw)
+
+    @_reachable
+    def write_cache(self, key: str, state: State[Any], expires_at: datetime | None = None) -> None:
+        """Cache a completed state (its value travels by reference) until ``expires_at``."""
+        ttl_ms = None
+        if expires_at is not None:
+            ttl_ms = int((expires_at - now()).total_seconds() * 1000)
+            if ttl_ms <= 0:
+                return  # already expired: nothing to keep
+        self._client.set(keys.cache(self.prefix, key), state.model_dump_json(), px=ttl_ms)
+
+    @_reachable
+    def read_cache(self, key: str) -> State[Any] | None:
+        """The cached state, or None when absent or expired."""
+        raw = self._client.get(keys.cache(self.prefix, key))
+        return State.model_validate_json(raw) if raw is not None else None
 
     def close(self) -> None:
         """Release this store's connections (a client passed in is left open)."""

@@ -407,3 +407,25 @@ class TestRunInputs:
 
         assert store.read_run_input(flow_run.id, "b") is None
         assert store.read_run_input(uuid.uuid4(), "a") is None
+
+
+class TestCache:
+    def test_cached_state_is_read_back_until_it_expires(self, store):
+        from datetime import timedelta
+
+        from engine.states import Completed, now
+
+        # Given a completed state cached for an hour and one already expired
+        store.write_cache("fresh", Completed(message="kept"), now() + timedelta(hours=1))
+        store.write_cache("stale", Completed(message="gone"), now() - timedelta(seconds=1))
+        # Then only the fresh one is found
+        found = store.read_cache("fresh")
+        assert found is not None and found.is_completed() and found.message == "kept"
+        assert store.read_cache("stale") is None
+        assert store.read_cache("never-written") is None
+
+    def test_cache_without_expiry_is_kept(self, store):
+        from engine.states import Completed
+
+        store.write_cache("forever", Completed())
+        assert store.read_cache("forever") is not None

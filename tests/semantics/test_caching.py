@@ -1,0 +1,86 @@
+"""Caching: a task run whose cache key has a stored result ends Cached without running."""
+
+import datetime
+import uuid
+
+from engine import flow, task
+from engine.cache_policies import INPUTS, NONE, TASK_SOURCE, task_input_hash
+
+from . import _helpers as h
+from ._side_effects import record, recorded
+
+
+@task(cache_key_fn=task_input_hash, cache_expiration=datetime.timedelta(hours=1))
+def doubled(key: str, x: int) -> int:
+    record(key, x)
+    return 2 * x
+
+
+@task(cache_policy=INPUTS - "key")
+def ignores_key(key: str, x: int) -> int:
+    record(key, x)
+    return x + 1
+
+
+@task(cache_policy=INPUTS + TASK_SOURCE, refresh_cache=True)
+def always_refreshed(key: str, x: int) -> int:
+    record(key, x)
+    return x
+
+
+@task(cache_policy=NONE)
+def never_cached(key: str, x: int) -> int:
+    record(key, x)
+    return x
+
+
+@task(cache_key_fn=lambda ctx, params: params["tag"], cache_expiration=datetime.timedelta(seconds=-1))
+def expired_at_once(key: str, tag: str) -> str:
+    record(key, tag)
+    return tag
+
+
+@flow
+def call_twice(task_fn, key: str, **kwargs):
+    first = task_fn(key, return_state=True, **kwargs)
+    second = task_fn.submit(key, **kwargs)
+    second.wait()
+    return first, second.state, second.task_run_id
+
+
+class TestCacheHits:
+    def test_second_call_with_same_inputs_is_cached_and_does_not_run(self, key):
+        first, second, second_id = call_twice(doubled, key, x=21)
+        assert first.name == "Completed" and first.result() == 42
+        assert second.name == "Cached" and second.result() == 42
+        assert recorded(key) == [21]
+        assert h.names(second_id) == ["Pending", "Cached"]
+
+    def test_different_inputs_miss_the_cache(self, key):
+        salt = uuid.uuid4().int % 1000
+        assert doubled(key, salt) == 2 * salt
+        assert doubled(key, salt + 1) == 2 * (salt + 1)
+        assert recorded(key) == [salt, salt + 1]
+
+    def test_excluded_input_does_not_change_the_key(self, key):
+        x = uuid.uuid4().int % 10_000
+        assert ignores_key(key, x) == x + 1
+        assert ignores_key(key + "-other", x, return_state=True).name == "Cached"
+        assert recorded(key) == [x]
+
+
+class TestCacheBypass:
+    def test_refresh_cache_always_runs(self, key):
+        first, second, _ = call_twice(always_refreshed, key, x=1)
+        assert (first.name, second.name) == ("Completed", "Completed")
+        assert recorded(key) == [1, 1]
+
+    def test_no_cache_policy_always_runs(self, key):
+        first, second, _ = call_twice(never_cached, key, x=5)
+        assert (first.name, second.name) == ("Completed", "Completed")
+        assert recorded(key) == [5, 5]
+
+    def test_expired_entries_are_not_used(self, key):
+        first, second, _ = call_twice(expired_at_once, key, tag=f"t-{uuid.uuid4()}")
+        assert (first.name, second.name) == ("Completed", "Completed")
+        assert len(recorded(key)) == 2
