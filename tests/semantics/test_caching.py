@@ -34,7 +34,9 @@ def never_cached(key: str, x: int) -> int:
     return x
 
 
-@task(cache_key_fn=lambda ctx, params: params["tag"], cache_expiration=datetime.timedelta(seconds=-1))
+@task(
+    cache_key_fn=lambda ctx, params: params["tag"], cache_expiration=datetime.timedelta(seconds=-1)
+)
 def expired_at_once(key: str, tag: str) -> str:
     record(key, tag)
     return tag
