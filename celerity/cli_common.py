@@ -50,8 +50,13 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 
     from engine.exceptions import ConfigurationError, StoreUnavailable
 
-    return (StoreUnavailable, OperationalError, redis.ConnectionError, redis.TimeoutError,
-            ConfigurationError)
+    return (
+        StoreUnavailable,
+        OperationalError,
+        redis.ConnectionError,
+        redis.TimeoutError,
+        ConfigurationError,
+    )
 
 
 def redis_errors(command: F) -> F:
@@ -74,8 +79,9 @@ def check_broker(settings: CeleritySettings) -> None:
 
     from engine.store.redis import masked_url
 
-    client = redis.Redis.from_url(str(settings.broker_url), socket_connect_timeout=5,
-                                  socket_timeout=5)
+    client = redis.Redis.from_url(
+        str(settings.broker_url), socket_connect_timeout=5, socket_timeout=5
+    )
     try:
         client.ping()
     except (redis.ConnectionError, redis.TimeoutError) as exc:

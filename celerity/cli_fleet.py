@@ -15,15 +15,27 @@ def worker() -> None:
 
 
 @worker.command("start")
-@click.option("-q", "--queues", metavar="QUEUES",
-              help="Comma-separated queues to consume (default: the default and routed queues).")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1),
-              help="Processes or threads (default: CELERITY_WORKER_CONCURRENCY).")
-@click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]),
-              help="Celery pool (default: CELERITY_WORKER_POOL).")
+@click.option(
+    "-q",
+    "--queues",
+    metavar="QUEUES",
+    help="Comma-separated queues to consume (default: the default and routed queues).",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Processes or threads (default: CELERITY_WORKER_CONCURRENCY).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "threads", "solo"]),
+    help="Celery pool (default: CELERITY_WORKER_POOL).",
+)
 @click.option("--loglevel", type=LOGLEVELS, default="INFO", show_default=True)
-def worker_start(queues: str | None, concurrency: int | None, pool: str | None,
-                 loglevel: str) -> None:
+def worker_start(
+    queues: str | None, concurrency: int | None, pool: str | None, loglevel: str
+) -> None:
     """Start a worker that runs task runs until stopped (SIGTERM/Ctrl-C)."""
     from workers.main import start_worker
 
@@ -39,8 +51,14 @@ def coordinator() -> None:
 
 
 @coordinator.command("start")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Flow runs this coordinator runs at once.")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Flow runs this coordinator runs at once.",
+)
 @click.option("--loglevel", type=LOGLEVELS, default="INFO", show_default=True)
 def coordinator_start(concurrency: int, loglevel: str) -> None:
     """Start a coordinator consuming the flow queue until stopped (SIGTERM/Ctrl-C)."""
@@ -52,8 +70,14 @@ def coordinator_start(concurrency: int, loglevel: str) -> None:
 
 
 @click.command()
-@click.option("-w", "--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Number of task-run worker processes.")
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Number of task-run worker processes.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), help="Redis port (default: a free one).")
 def dev(workers: int, port: int | None) -> None:
     """Run a local Redis, workers and a coordinator until Ctrl-C."""

@@ -1,4 +1,4 @@
-"""``celerity flow submit`` and ``celerity runs ls|show|logs``: everything that reads the store."""
+"""``celerity flow submit`` and ``celerity runs ls|show|logs|resume``: reading the store."""
 
 from __future__ import annotations
 
@@ -28,14 +28,21 @@ FOLLOW_POLL_SECONDS = 0.5
 
 @click.command("submit")
 @click.argument("target", metavar="FILE:FUNC")
-@click.option("--param", "-p", "pairs", multiple=True, metavar="KEY=VALUE",
-              help="A parameter; VALUE is parsed as JSON when it can be. Repeatable.")
+@click.option(
+    "--param",
+    "-p",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter; VALUE is parsed as JSON when it can be. Repeatable.",
+)
 @click.option("--params", "params_json", metavar="JSON", help="Parameters as a JSON object.")
 @click.option("--wait", is_flag=True, help="Wait for the final state; exit 1 unless Completed.")
 @click.option("--timeout", type=float, metavar="S", help="With --wait: give up after S seconds.")
 @redis_errors
-def flow_submit(target: str, pairs: tuple[str, ...], params_json: str | None, wait: bool,
-                timeout: float | None) -> None:
+def flow_submit(
+    target: str, pairs: tuple[str, ...], params_json: str | None, wait: bool, timeout: float | None
+) -> None:
     """Submit the flow FUNC in FILE to the coordinators and print the flow run id."""
     from celerity.loading import LoadError, parse_params
     from workers.producer import SubmissionError, submit_flow_run
@@ -106,8 +113,14 @@ def runs_ls(limit: int) -> None:
     for column in ("id", "name", "flow", "state", "start", "duration"):
         table.add_column(column, overflow="fold")
     for run in _store().list_flow_runs(limit):
-        table.add_row(str(run.id), run.name, run.flow_name, format_state(run),
-                      format_time(run.start_time), format_duration(run))
+        table.add_row(
+            str(run.id),
+            run.name,
+            run.flow_name,
+            format_state(run),
+            format_time(run.start_time),
+            format_duration(run),
+        )
     console().print(table)
 
 
@@ -126,10 +139,17 @@ def runs_show(run_id: str) -> None:
 
 def _flow_run_fields(run: Any) -> list[tuple[str, Any]]:
     message = run.state.message if run.state is not None and run.state.message else None
-    fields = [("id", run.id), ("name", run.name), ("flow", run.flow_name),
-              ("state", format_state(run)), ("parameters", pretty_repr(run.parameters)),
-              ("start", format_time(run.start_time)), ("end", format_time(run.end_time)),
-              ("duration", format_duration(run)), ("run count", run.run_count)]
+    fields = [
+        ("id", run.id),
+        ("name", run.name),
+        ("flow", run.flow_name),
+        ("state", format_state(run)),
+        ("parameters", pretty_repr(run.parameters)),
+        ("start", format_time(run.start_time)),
+        ("end", format_time(run.end_time)),
+        ("duration", format_duration(run)),
+        ("run count", run.run_count),
+    ]
     return fields + ([("message", message)] if message else [])
 
 
@@ -138,8 +158,14 @@ def _task_runs_table(task_runs: list[Any]) -> Table:
     for column in ("name", "state", "worker", "start", "duration", "run_count"):
         table.add_column(column, overflow="fold")
     for run in task_runs:
-        table.add_row(run.name, format_state(run), run.worker or "-", format_time(run.start_time),
-                      format_duration(run), str(run.run_count))
+        table.add_row(
+            run.name,
+            format_state(run),
+            run.worker or "-",
+            format_time(run.start_time),
+            format_duration(run),
+            str(run.run_count),
+        )
     return table
 
 
@@ -176,3 +202,27 @@ def _print_logs(store: Any, run_id: uuid.UUID, offset: int) -> int:
 
 
 COMMANDS = [runs]
+
+
+@runs.command("resume")
+@click.argument("run_id", metavar="ID")
+@click.option(
+    "--input", "input_json", metavar="JSON", help="Run input for a run that waits for it."
+)
+@redis_errors
+def runs_resume(run_id: str, input_json: str | None) -> None:
+    """Resume a paused flow run, sending run input if it waits for some."""
+    import json
+
+    from engine.flow_runs import NotPausedError, resume_flow_run
+
+    _store()
+    try:
+        run_input = json.loads(input_json) if input_json else None
+    except json.JSONDecodeError as exc:
+        raise UsageFailure(f"--input is not valid JSON: {exc}") from None
+    try:
+        resume_flow_run(parse_run_id(run_id), run_input=run_input)
+    except (NotPausedError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    console().print(f"Resumed flow run {run_id}")

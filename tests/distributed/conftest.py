@@ -25,6 +25,18 @@ def add(a: int, b: int) -> int:
 
 
 @flow
+def approval_gate(amount: int) -> str:
+    from engine import pause_flow_run
+    from engine.input import RunInput
+
+    class Decision(RunInput):
+        approved: bool
+
+    decision = pause_flow_run(wait_for_input=Decision, timeout=60)
+    return f"{amount} approved" if decision.approved else f"{amount} refused"
+
+
+@flow
 def pipeline(x: int) -> int:
     first, second = square.submit(x), square.submit(x + 1)
     total = add.submit(first, second).result()

@@ -94,3 +94,38 @@ def test_failing_submission_exits_nonzero(fleet: Fleet, tmp_path: Path) -> None:
     missing = celerity(fleet, "flow", "submit", f"{tmp_path / 'nope.py'}:pipeline", "--wait")
     assert missing.returncode == 2
     assert "no such file" in missing.stderr
+
+
+def test_a_paused_submitted_run_is_resumed_from_the_cli(
+    fleet: Fleet, flows_dir: Path, monkeypatch
+) -> None:
+    import time
+
+    from broker_config.settings import reset_settings
+    from engine.states import StateType
+
+    monkeypatch.setenv("CELERITY_BROKER_URL", fleet.env["CELERITY_BROKER_URL"])
+    reset_settings()
+
+    # Given a submitted flow run that pauses for a decision
+    submitted = celerity(fleet, "flow", "submit", f"{flows_dir / 'dist_flows.py'}:approval_gate",
+                         "--param", "amount=12")
+    assert submitted.returncode == 0, explain(submitted, fleet)
+    run_id = uuid.UUID(submitted.stdout.splitlines()[0].strip())
+    store = RedisRunStore(fleet.env["CELERITY_BROKER_URL"])
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while store.read_flow_run(run_id).state.type != StateType.PAUSED:
+            assert time.monotonic() < deadline, fleet.log_tail()
+            time.sleep(0.1)  # the coordinator is another process: poll the store
+        # When a person resumes it from the CLI with the input
+        resumed = celerity(fleet, "runs", "resume", str(run_id), "--input", '{"approved": true}')
+        assert resumed.returncode == 0, explain(resumed, fleet)
+        # Then the flow run completes with the decision it received
+        from workers.producer import wait_for_flow_run
+
+        final = wait_for_flow_run(run_id, timeout=WAIT_SECONDS)
+        assert final.is_completed(), fleet.log_tail()
+        assert final.result() == "12 approved"
+    finally:
+        store.close()

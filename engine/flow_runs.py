@@ -1,0 +1,140 @@
+"""Pausing and resuming flow runs, with typed run input.
+
+``pause_flow_run`` moves the current flow run to Paused and blocks its
+process until ``resume_flow_run`` (from any process sharing the store, e.g.
+``celerity runs resume``) moves it back to Running, or until the timeout,
+which fails the run. With ``wait_for_input`` the resumer must send data that
+validates against that model, and the paused code receives it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from engine.context import FlowRunContext, TaskRunContext
+from engine.exceptions import CelerityException, MissingContextError
+from engine.input import input_model
+from engine.states import Paused, Running, StateType
+from engine.store import get_store
+
+# Status checks while paused: fast enough for a person or a test, light on Redis.
+_POLL_SECONDS = 0.2
+
+
+class FlowPauseTimeout(CelerityException):
+    """A paused flow run was not resumed within its timeout."""
+
+
+class NotPausedError(CelerityException):
+    """``resume_flow_run`` was called for a run that is not paused."""
+
+
+def pause_flow_run(
+    wait_for_input: Any = None,
+    timeout: int = 3600,
+    poll_interval: int = 10,
+    key: str | None = None,
+) -> Any:
+    """Pause the current flow run until it is resumed; returns the run input, if any.
+
+    Raises FlowPauseTimeout (failing the run) when ``timeout`` seconds pass first.
+    ``poll_interval`` is accepted for compatibility; status is checked every 0.2 s.
+    """
+    flow_ctx = FlowRunContext.get()
+    if flow_ctx is None:
+        raise MissingContextError("pause_flow_run() must be called inside a flow run.")
+    if TaskRunContext.get() is not None:
+        raise CelerityException("Task runs cannot be paused; pause the flow run instead.")
+    flow_run_id = flow_ctx.flow_run.id
+    pause_key = key or _next_pause_key(flow_ctx)
+    keyset = {"response": f"{pause_key}-response", "schema": f"{pause_key}-schema"}
+    model = input_model(wait_for_input) if wait_for_input is not None else None
+    store = get_store()
+    if model is not None:
+        store.set_run_input(flow_run_id, keyset["schema"], json.dumps(model.model_json_schema()))
+    paused = Paused(timeout_seconds=timeout, pause_key=pause_key)
+    paused.state_details.flow_run_id = flow_run_id
+    paused.state_details.run_input_keyset = keyset
+    store.propose_state(flow_run_id, paused)
+    _wait_until_resumed(flow_run_id, timeout)
+    if model is None:
+        return None
+    return _received_input(flow_run_id, keyset["response"], model, wait_for_input)
+
+
+def _next_pause_key(flow_ctx: FlowRunContext) -> str:
+    count = flow_ctx.__dict__.get("pause_count", 0) + 1
+    flow_ctx.__dict__["pause_count"] = count
+    return f"paused-{count}"
+
+
+def _wait_until_resumed(flow_run_id: uuid.UUID, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    store = get_store()
+    while True:
+        state = store.read_flow_run(flow_run_id).state
+        if state is None or state.type != StateType.PAUSED:
+            return
+        if time.monotonic() >= deadline:
+            raise FlowPauseTimeout(f"Flow run was not resumed within {timeout} second(s).")
+        time.sleep(_POLL_SECONDS)  # polling: the resumer may be any process on the store
+
+
+def _received_input(flow_run_id: uuid.UUID, key: str, model: Any, wanted: Any) -> Any:
+    raw = get_store().read_run_input(flow_run_id, key)
+    if raw is None:
+        raise CelerityException("The flow run was resumed without the input it waits for.")
+    value = model.model_validate_json(raw)
+    return value if model is wanted else value.value
+
+
+def resume_flow_run(flow_run_id: uuid.UUID | str, run_input: dict[str, Any] | None = None) -> None:
+    """Resume a paused flow run, sending ``run_input`` if it waits for input.
+
+    Raises NotPausedError if the run is not paused, and ValueError if it waits
+    for input and none (or input of the wrong shape) is given.
+    """
+    flow_run_id = uuid.UUID(str(flow_run_id))
+    store = get_store()
+    state = store.read_flow_run(flow_run_id).state
+    if state is None or state.type != StateType.PAUSED:
+        raise NotPausedError(f"Flow run {flow_run_id} is not paused (it is {state!r}).")
+    keyset = state.state_details.run_input_keyset or {}
+    schema = store.read_run_input(flow_run_id, keyset["schema"]) if keyset else None
+    if schema is not None:
+        _check_input(run_input, json.loads(schema))
+        store.set_run_input(flow_run_id, keyset["response"], json.dumps(run_input))
+    resumed = Running(message="Resumed")
+    resumed.state_details.flow_run_id = flow_run_id
+    store.propose_state(flow_run_id, resumed)
+
+
+def _check_input(run_input: dict[str, Any] | None, schema: dict[str, Any]) -> None:
+    if run_input is None:
+        raise ValueError("This flow run waits for input: pass run_input matching its schema.")
+    missing = [name for name in schema.get("required", []) if name not in run_input]
+    unknown = [name for name in run_input if name not in schema.get("properties", {})]
+    if missing or unknown:
+        raise ValueError(
+            f"Run input does not match the schema: missing {missing}, unknown {unknown}."
+        )
+
+
+def suspend_flow_run(*args: Any, **kwargs: Any) -> None:
+    """Not supported: suspending needs a deployment to reschedule the run from."""
+    raise CelerityException(
+        "suspend_flow_run() is not supported: Celerity has no deployments to restart a "
+        "suspended run from. Use pause_flow_run(), which keeps the flow run's process waiting."
+    )
+
+
+__all__ = [
+    "FlowPauseTimeout",
+    "NotPausedError",
+    "pause_flow_run",
+    "resume_flow_run",
+    "suspend_flow_run",
+]

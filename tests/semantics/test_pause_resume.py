@@ -1,0 +1,106 @@
+"""Pause and resume: a paused flow run waits until resumed, and receives typed run input."""
+
+import threading
+import time
+
+import pytest
+
+from engine import flow, pause_flow_run, resume_flow_run, task
+from engine.context import FlowRunContext
+from engine.input import RunInput
+from engine.store import get_store
+
+from . import _helpers as h
+
+
+class Approval(RunInput):
+    approved: bool
+    note: str = ""
+
+
+@task
+def prepare(x: int) -> int:
+    return x + 1
+
+
+@flow
+def needs_approval(x: int):
+    prepared = prepare(x)
+    approval = pause_flow_run(wait_for_input=Approval, timeout=30)
+    return prepared, approval.approved, approval.note
+
+
+@flow
+def plain_pause():
+    pause_flow_run(timeout=30)
+    return "resumed"
+
+
+@flow
+def never_resumed():
+    pause_flow_run(timeout=1)
+    return "unreachable"
+
+
+def _start(flow_fn, *args):
+    """Run ``flow_fn`` in a thread; returns the thread, its outcome and its flow run id."""
+    outcome: dict = {}
+    started = threading.Event()
+
+    def target():
+        try:
+            outcome["state"] = flow_fn(*args, return_state=True)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _paused_run_id(flow_name: str, timeout: float = 20.0):
+    """The id of the newest paused run of ``flow_name`` (another thread runs it: poll)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in get_store().list_flow_runs(limit=20):
+            if run.flow_name == flow_name and run.state and run.state.is_paused():
+                return run.id
+        time.sleep(0.05)
+    raise AssertionError(f"no paused run of {flow_name}")
+
+
+class TestPauseResume:
+    def test_paused_run_resumes_with_typed_input(self):
+        thread, outcome = _start(needs_approval, 4)
+        run_id = _paused_run_id("needs-approval")
+        resume_flow_run(run_id, run_input={"approved": True, "note": "ship it"})
+        thread.join(20)
+        assert outcome["state"].result() == (5, True, "ship it")
+        assert h.names(run_id) == ["Pending", "Running", "Paused", "Running", "Completed"]
+
+    def test_resume_without_required_input_is_refused(self):
+        thread, outcome = _start(needs_approval, 1)
+        run_id = _paused_run_id("needs-approval")
+        with pytest.raises(ValueError, match="waits for input"):
+            resume_flow_run(run_id)
+        resume_flow_run(run_id, run_input={"approved": False})
+        thread.join(20)
+        assert outcome["state"].result() == (2, False, "")
+
+    def test_plain_pause_and_resume(self):
+        thread, outcome = _start(plain_pause)
+        resume_flow_run(_paused_run_id("plain-pause"))
+        thread.join(20)
+        assert outcome["state"].result() == "resumed"
+
+    def test_pause_timeout_fails_the_run(self):
+        state = never_resumed(return_state=True)
+        assert state.is_failed()
+        assert "not resumed" in state.message
+
+    def test_pause_outside_a_flow_is_an_error(self):
+        from engine.exceptions import MissingContextError
+
+        assert FlowRunContext.get() is None
+        with pytest.raises(MissingContextError):
+            pause_flow_run()
