@@ -27,6 +27,8 @@ R = TypeVar("R")
 # which then check their own future. Few threads wait at once, and this saves
 # a lock and an event per future.
 _completed = threading.Condition(threading.Lock())
+# How a completed state's JSON says its type (pydantic writes no spaces).
+_COMPLETED_MARK = b'"type":"COMPLETED"'
 
 
 class BaseFuture(Generic[R]):
@@ -65,6 +67,13 @@ class BaseFuture(Generic[R]):
     def done(self) -> bool:
         """True once the run has a final state (NotReady counts: it will never run)."""
         return self._final_state is not None or self._final_json is not None
+
+    def completed(self) -> bool:
+        """True if the run finished Completed (without building the state when it is JSON)."""
+        raw = self._final_json
+        if raw is not None:
+            return _COMPLETED_MARK in raw
+        return self.done() and self.state.is_completed()
 
     @property
     def state(self) -> State[R]:

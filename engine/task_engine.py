@@ -634,10 +634,14 @@ def failed_upstreams(parameters: dict[str, Any], wait_for: Any = None) -> list[S
             if isinstance(item, allow_failure):
                 check(item.value, True)
                 return None  # already checked: don't descend again
-            state = item.state if isinstance(item, BaseFuture) else item
-            if isinstance(state, State):
-                if not allowed and not state.is_completed():
-                    failed.append(state)
+            if isinstance(item, BaseFuture):
+                # Cheap check first: a big fan-in should not build every state.
+                if not allowed and not item.completed():
+                    failed.append(item.state)
+                return None
+            if isinstance(item, State):
+                if not allowed and not item.is_completed():
+                    failed.append(item)
                 return None  # a state is a leaf: don't descend into it
             return item
 

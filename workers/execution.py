@@ -140,9 +140,9 @@ def _skip_leased_elsewhere(
     prime = getattr(get_store(), "prime", None)
     if prime is None:
         return runs
-    holders = prime([uuid.UUID(entry["task_run"]["id"]) for entry in runs])
+    holders = prime([uuid.UUID(entry["id"]) for entry in runs])
     me = worker_identity()
-    busy = [e for e in runs if holders.get(uuid.UUID(e["task_run"]["id"])) not in (None, me)]
+    busy = [e for e in runs if holders.get(uuid.UUID(e["id"])) not in (None, me)]
     if busy and requeue_later is not None:
         requeue_later(busy)
     return [entry for entry in runs if entry not in busy]
@@ -155,7 +155,7 @@ def _run_entry(
     storage: ResultStorage | None,
     requeue_later: Requeue | None,
 ) -> bool:
-    task_run = TaskRun.model_validate(entry["task_run"])
+    task_run = TaskRun.model_validate_json(entry["task_run"])
     try:
         parameters = resolve_upstream_refs(unpack(entry["parameters"]))
         prefetch_results(parameters)
@@ -216,7 +216,7 @@ def _propose(task_run: TaskRun, state: State[Any], force: bool = False) -> State
 
 def _fail_run(entry: dict[str, Any], reason: str) -> bool:
     logger.error(reason)
-    _propose(TaskRun.model_validate(entry["task_run"]), Failed(message=reason))
+    _propose(TaskRun.model_validate_json(entry["task_run"]), Failed(message=reason))
     return True
 
 

@@ -152,8 +152,11 @@ class CeleryTaskRunner(TaskRunner):
     def _entry(
         self, task: Any, task_run: TaskRun, parameters: dict[str, Any]
     ) -> tuple[Any, dict[str, Any]]:
+        # Strings, not nested dicts: thousands of entries wait in memory for
+        # their runs to finish (the reaper may need to send them again).
         entry = {
-            "task_run": task_run.model_dump(mode="json", exclude={"state"}),
+            "id": str(task_run.id),
+            "task_run": task_run.model_dump_json(exclude={"state"}),
             "parameters": pack(_references_only(parameters)),
         }
         queue = route_for(task.queue, task_run.tags, self.settings)
@@ -278,17 +281,14 @@ class CeleryTaskRunner(TaskRunner):
 
 
 def _references_only(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Parameters with futures replaced by their final states (references, no values).
-
-    A future that is not done yet becomes an ``UpstreamRef`` for the worker to
-    resolve from the store.
-    """
+    """Parameters with futures replaced by ``UpstreamRef`` placeholders and
+    states by their references (no values)."""
 
     def visit(item: Any) -> Any:
         if isinstance(item, BaseFuture):
-            if not item.done():
-                return UpstreamRef(item.task_run_id)
-            return item.state.without_value() if item.state.result_ref else item.state
+            # The worker reads the upstream's state from the store: the
+            # coordinator never needs to hold (or send) upstream values.
+            return UpstreamRef(item.task_run_id)
         if isinstance(item, State) and item.result_ref is not None:
             return item.without_value()
         return item

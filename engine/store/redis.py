@@ -149,7 +149,7 @@ def _text(value: Any) -> str:
 
 
 def _encode_run(kind: Kind, run: FlowRun | TaskRun) -> str:
-    return f'{{"kind":"{kind}","run":{run.model_dump_json()}}}'
+    return f'{{"kind":"{kind}","run":{run.model_dump_json(exclude_none=True)}}}'
 
 
 def _decode_run(raw: Any) -> tuple[Kind, FlowRun | TaskRun]:
@@ -356,7 +356,7 @@ class RedisRunStore(RunStore):
             args=[
                 expected,
                 new_raw,
-                state.model_dump_json(),
+                state.model_dump_json(exclude_none=True),
                 ttl,
                 str(run.id) if announce else "",
                 owner or "",

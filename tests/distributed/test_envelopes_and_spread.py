@@ -79,7 +79,7 @@ def _evil_envelope(marker: str) -> dict:
         "v": 1,
         "task": {"name": "evil", "ref": {"pickle": payload}},
         "context": {},
-        "runs": [{"task_run": {"id": run_id, "name": "evil"}, "parameters": payload}],
+        "runs": [{"id": run_id, "task_run": "{}", "parameters": payload}],
     }
 
 
