@@ -9,6 +9,7 @@ through the run store instead. Each gets a unique node name
 from __future__ import annotations
 
 import os
+import sys
 
 from broker_config.settings import CeleritySettings, get_settings
 
@@ -49,9 +50,14 @@ def start_worker(
     loglevel: str = "INFO",
     settings: CeleritySettings | None = None,
 ) -> None:
-    """Run a task-run worker in this process until it is stopped (blocks)."""
+    """Run a task-run worker in this process until it is stopped (blocks).
+
+    The current directory is importable, as with ``celery worker``, so that
+    tasks defined in files there load by their module path.
+    """
     from workers.app import get_app
 
+    _import_from_cwd()
     settings = settings or get_settings()
     argv = worker_argv(
         queues or task_queues(settings),
@@ -61,6 +67,12 @@ def start_worker(
         "worker",
     )
     get_app(settings).worker_main(argv)
+
+
+def _import_from_cwd() -> None:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def start_coordinator(
@@ -74,6 +86,7 @@ def start_coordinator(
     """
     from workers.app import get_app
 
+    _import_from_cwd()
     settings = settings or get_settings()
     argv = worker_argv([settings.flow_queue], concurrency, "threads", loglevel, "coordinator")
     get_app(settings).worker_main(argv)
