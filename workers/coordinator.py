@@ -104,7 +104,7 @@ def _load_object(target: dict[str, Any]) -> Any:
 
     try:
         if "import_path" in target:
-            return load_import_path(str(target["import_path"]))
+            return load_import_path(str(target["import_path"]), target.get("file"))
         if "file" in target and "function" in target:
             return load_target(f"{target['file']}:{target['function']}")
     except LoadError as exc:

@@ -32,7 +32,7 @@ from engine.states import AwaitingRetry, Crashed, Failed, State
 from engine.store import get_store
 from engine.store.continuations import set_release_handler
 from engine.task_engine import begin_task_run, worker_identity
-from engine.utilities.importing import from_reference
+from engine.utilities.importing import from_reference, load_import_path
 from workers.envelope import unpack
 from workers.upstream import resolve_upstream_refs
 
@@ -221,13 +221,13 @@ def _fail_run(entry: dict[str, Any], reason: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _load_cached(path: str) -> Any:
-    return from_reference({"import_path": path})
+def _load_cached(path: str, file: str | None) -> Any:
+    return load_import_path(path, file)
 
 
 def _load_task(ref: dict[str, str]) -> Any:
     if "import_path" in ref:
-        return _load_cached(ref["import_path"])
+        return _load_cached(ref["import_path"], ref.get("file"))
     return from_reference(ref)
 
 

@@ -100,7 +100,7 @@ def _flow_target(flow_or_target: Any) -> tuple[dict[str, str], str, Any]:
     if isinstance(flow_or_target, str):
         return (*_file_target(flow_or_target), None)
     from engine.flows import Flow
-    from engine.utilities.importing import import_path_of
+    from engine.utilities.importing import import_path_of, module_file
 
     if not isinstance(flow_or_target, Flow):
         raise SubmissionError(f"Expected a flow or 'FILE:FUNC', got {flow_or_target!r}.")
@@ -111,7 +111,10 @@ def _flow_target(flow_or_target: Any) -> tuple[dict[str, str], str, Any]:
             "inside a function), and a coordinator must import it: define it at the top level "
             "of a module on the coordinators' path, or submit it as 'FILE:FUNC'."
         )
-    return {"import_path": path}, flow_or_target.name, flow_or_target
+    # The file lets a coordinator started elsewhere on this host import it too.
+    file = module_file(flow_or_target)
+    target = {"import_path": path, "file": file} if file else {"import_path": path}
+    return target, flow_or_target.name, flow_or_target
 
 
 def _file_target(target: str) -> tuple[dict[str, str], str]:
