@@ -28,3 +28,32 @@ class TestRunnerInUse:
             # Given the Celery runner, then no task ran in this (coordinator) process.
             assert os.getpid() not in pids
             assert all(worker and not worker.endswith(f":{os.getpid()}") for worker in workers)
+
+
+class TestExplicitRunner:
+    def test_a_flow_given_a_runner_uses_it_whatever_the_settings(self, engine_runner):
+        # Given a flow that names its runner: the thread pool on the celery
+        # leg, the Celery runner (as the README imports it) on the thread leg
+        # only when a broker exists, so the thread leg checks the thread pool.
+        from engine.task_runners import ThreadPoolTaskRunner
+
+        chosen = where_do_tasks_run.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))
+
+        # When it runs, then its task runs ran in this process
+        assert {pid for pid, _ in chosen()} == {os.getpid()}
+
+    def test_celery_runner_imported_from_workers(self, engine_runner):
+        import pytest
+
+        from engine.exceptions import ConfigurationError
+        from workers import CeleryTaskRunner
+
+        if engine_runner == "thread":
+            # Without a broker URL the runner says what is missing
+            with pytest.raises(ConfigurationError, match="CELERITY_BROKER_URL"):
+                CeleryTaskRunner()
+            return
+
+        chosen = where_do_tasks_run.with_options(task_runner=CeleryTaskRunner())
+
+        assert os.getpid() not in {pid for pid, _ in chosen()}
