@@ -20,6 +20,10 @@ class ParameterBindError(TypeError, CelerityException):
     """Arguments do not fit the function signature; the message names the parameter."""
 
 
+class SignatureMismatchError(ParameterBindError):
+    """Parameters name arguments the function does not take."""
+
+
 class ParameterTypeError(CelerityException):
     """A flow parameter failed validation against its type hint."""
 
@@ -65,6 +69,22 @@ class CancelledRun(CelerityException):
 
 class UpstreamTaskError(CelerityException):
     """An upstream run did not complete, so this one never ran."""
+
+
+class PausedRun(UnfinishedRun):
+    """The result of a paused run was requested."""
+
+    def __init__(self, *args: Any, state: Any = None) -> None:
+        super().__init__(*args)
+        self.state = state
+
+
+class FlowPauseTimeout(CelerityException):
+    """A paused flow run was not resumed within its timeout."""
+
+
+class NotPausedError(CelerityException):
+    """``resume_flow_run`` was called for a run that is not paused."""
 
 
 class MissingResult(CelerityException):
@@ -131,3 +151,8 @@ class TerminationSignal(CeleritySignal):
     def __init__(self, signal: int) -> None:
         super().__init__(f"Received signal {signal}")
         self.signal = signal
+
+
+# The seed API's names, so that code ports by changing the import root only.
+PrefectException = CelerityException
+PrefectSignal = CeleritySignal

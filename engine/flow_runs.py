@@ -15,21 +15,18 @@ import uuid
 from typing import Any
 
 from engine.context import FlowRunContext, TaskRunContext
-from engine.exceptions import CelerityException, MissingContextError
+from engine.exceptions import (
+    CelerityException,
+    FlowPauseTimeout,
+    MissingContextError,
+    NotPausedError,
+)
 from engine.input import input_model
 from engine.states import Paused, Running, StateType
 from engine.store import get_store
 
 # Status checks while paused: fast enough for a person or a test, light on Redis.
 _POLL_SECONDS = 0.2
-
-
-class FlowPauseTimeout(CelerityException):
-    """A paused flow run was not resumed within its timeout."""
-
-
-class NotPausedError(CelerityException):
-    """``resume_flow_run`` was called for a run that is not paused."""
 
 
 def pause_flow_run(

@@ -76,6 +76,8 @@ class Flow(Generic[R]):
         validate_parameters: bool = True,
         persist_result: bool | None = None,
         result_storage: Any = None,
+        result_serializer: Any = None,
+        cache_result_in_memory: bool = True,
         log_prints: bool | None = None,
         on_completion: list[Hook] | None = None,
         on_failure: list[Hook] | None = None,
@@ -99,6 +101,9 @@ class Flow(Generic[R]):
         self.should_validate_parameters = validate_parameters
         self.persist_result = persist_result
         self.result_storage = result_storage
+        # Accepted for ported code; values are always serialized with cloudpickle.
+        self.result_serializer = result_serializer
+        self.cache_result_in_memory = cache_result_in_memory
         self.log_prints = log_prints
         self.on_completion_hooks = list(on_completion or [])
         self.on_failure_hooks = list(on_failure or [])

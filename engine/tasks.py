@@ -71,6 +71,9 @@ class Task(Generic[R]):
         log_prints: bool | None = None,
         persist_result: bool | None = None,
         result_storage: Any = None,
+        result_serializer: Any = None,
+        result_storage_key: str | None = None,
+        cache_result_in_memory: bool = True,
         cache_key_fn: Callable[..., str | None] | None = None,
         cache_expiration: datetime.timedelta | None = None,
         cache_policy: Any = None,
@@ -100,6 +103,10 @@ class Task(Generic[R]):
         self.log_prints = log_prints
         self.persist_result = persist_result
         self.result_storage = result_storage
+        # Accepted for ported code; values are always serialized with cloudpickle.
+        self.result_serializer = result_serializer
+        self.result_storage_key = result_storage_key
+        self.cache_result_in_memory = cache_result_in_memory
         self.cache_key_fn = cache_key_fn
         self.cache_expiration = cache_expiration
         # Only a task that asks for caching caches (a cache_key_fn wins over a policy).

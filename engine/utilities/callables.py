@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from engine.exceptions import ParameterBindError
+from engine.exceptions import ParameterBindError, SignatureMismatchError
 
 
 def get_call_parameters(
@@ -32,28 +32,23 @@ def get_call_parameters(
 def parameters_to_args_kwargs(
     fn: Callable[..., Any], parameters: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Turn a parameter dict back into positional and keyword arguments for ``fn``."""
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
-        if name not in parameters:
-            continue
-        value = parameters[name]
-        if param.kind == param.VAR_POSITIONAL:
-            args.extend(value)
-        elif param.kind == param.VAR_KEYWORD:
-            kwargs.update(value)
-        elif param.kind == param.POSITIONAL_ONLY:
-            args.append(value)
-        else:
-            kwargs[name] = value
-    unknown = set(parameters) - set(inspect.signature(fn).parameters)
+    """Turn a parameter dict back into positional and keyword arguments for ``fn``.
+
+    Parameters before a ``*args`` parameter go positionally, so
+    ``def f(a, *args)`` called as ``f(1, 2, 3)`` is called the same way again.
+    """
+    signature = inspect.signature(fn)
+    unknown = set(parameters) - set(signature.parameters)
     if unknown:
-        raise ParameterBindError(
+        raise SignatureMismatchError(
             f"Function {getattr(fn, '__name__', fn)!r} got unexpected parameters: "
             f"{sorted(unknown)}."
         )
-    return tuple(args), kwargs
+    bound = signature.bind_partial()
+    bound.arguments = {
+        name: parameters[name] for name in signature.parameters if name in parameters
+    }
+    return bound.args, bound.kwargs
 
 
 def is_async_fn(fn: Callable[..., Any]) -> bool:
