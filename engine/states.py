@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import sys
 import uuid
 from collections.abc import Iterable
 from enum import Enum
@@ -16,7 +17,14 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from engine.exceptions import CancelledRun, CrashedRun, FailedRun, MissingResult, UnfinishedRun
+from engine.exceptions import (
+    CancelledRun,
+    CrashedRun,
+    FailedRun,
+    MissingResult,
+    PausedRun,
+    UnfinishedRun,
+)
 from engine.results import ResultRef, read_result
 
 R = TypeVar("R")
@@ -125,25 +133,28 @@ class State(BaseModel, Generic[R]):
         """True when the value is in this process or can be loaded."""
         return self._data is not _NOT_LOADED or self.result_ref is not None
 
-    def result(self, raise_on_failure: bool = True, fetch: bool = True) -> R:
-        """The run's value; raises the run's exception if it did not complete."""
-        if self.type in (StateType.PENDING, StateType.SCHEDULED, StateType.RUNNING) or (
-            self.type in (StateType.PAUSED, StateType.CANCELLING)
-        ):
+    def result(
+        self, raise_on_failure: bool = True, fetch: bool = True, retry_result_failure: bool = True
+    ) -> R:
+        """The run's value; raises the run's exception if it did not complete.
+
+        With ``raise_on_failure=False`` a failed, crashed or cancelled state
+        returns its exception instead. A paused run raises ``PausedRun``.
+        """
+        if self.type == StateType.PAUSED and raise_on_failure:
+            raise PausedRun("Run is paused, its result is not available.", state=self)
+        if not self.is_final():
             if self.name == "NotReady" and raise_on_failure:
                 raise get_state_exception(self)
-            if not self.is_final() and raise_on_failure:
+            if raise_on_failure:
                 raise UnfinishedRun(
                     f"Run is in {self.type.value} state ({self.name}); its result is not available."
                 )
-        if raise_on_failure and self.type in (
-            StateType.FAILED,
-            StateType.CRASHED,
-            StateType.CANCELLED,
-        ):
-            raise get_state_exception(self)
+            return None  # type: ignore[return-value]
         if not self.is_completed():
-            return get_state_exception(self) if self.has_data() else None  # type: ignore[return-value]
+            if raise_on_failure:
+                raise get_state_exception(self)
+            return get_state_exception(self)  # type: ignore[return-value]
         if not self.has_data():
             raise MissingResult(f"State {self.name!r} has no result stored.")
         return self.data
@@ -195,12 +206,16 @@ class State(BaseModel, Generic[R]):
         return copy
 
     def __repr__(self) -> str:
-        shown = f"{self.name}({self.type.value}"
-        if self.message:
-            shown += f", message={self.message!r}"
-        return shown + ")"
+        """``Completed(message=None, type=COMPLETED, result=3)``: the value if it is loaded."""
+        result = repr(self._data) if self.has_loaded_data() else repr(self.result_ref)
+        return f"{self.name}(message={self.message!r}, type={self.type.value}, result={result})"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        """``Completed()``, ``Failed('message')``, ``Cached(type=COMPLETED)``."""
+        shown = [repr(self.message)] if self.message else []
+        if self.type.value.lower() != (self.name or "").lower():
+            shown.append(f"type={self.type.value}")
+        return f"{self.name}({', '.join(shown)})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, State):
@@ -223,6 +238,8 @@ def get_state_exception(state: State[Any]) -> BaseException:
     data = state.data if state.has_data() else None
     if isinstance(data, BaseException):
         return data
+    if isinstance(data, str) and state.is_final():
+        return _outcome_exception(state, data)
     if isinstance(data, State):
         return get_state_exception(data)
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
@@ -232,8 +249,8 @@ def get_state_exception(state: State[Any]) -> BaseException:
     return _outcome_exception(state)
 
 
-def _outcome_exception(state: State[Any]) -> BaseException:
-    message = state.message or f"Run ended in {state.name!r}."
+def _outcome_exception(state: State[Any], message: str | None = None) -> BaseException:
+    message = message or state.message or f"Run ended in {state.name!r}."
     if state.type == StateType.CRASHED:
         return CrashedRun(message)
     if state.type == StateType.CANCELLED:
@@ -362,9 +379,19 @@ def is_state_iterable(value: Any) -> bool:
     return False
 
 
-def exception_to_failed_state(exc: BaseException, message: str | None = None) -> State[Any]:
-    """A Failed state that carries ``exc``."""
-    text = message or f"Run failed: {type(exc).__name__}: {exc}"
+def exception_to_failed_state(
+    exc: BaseException | None = None, message: str | None = None, **_options: Any
+) -> State[Any]:
+    """A Failed state that carries ``exc`` (default: the exception being handled).
+
+    The seed API's ``result_store`` / ``write_result`` options are accepted and
+    ignored: the engine persists results itself.
+    """
+    if exc is None:
+        exc = sys.exc_info()[1]
+        if exc is None:
+            raise ValueError("Exception was not passed and no active exception could be found.")
+    text = message or f"{type(exc).__name__}: {exc}"
     return Failed(message=text, data=exc)
 
 
@@ -379,11 +406,13 @@ def exception_to_crashed_state(exc: BaseException) -> State[Any]:
     return Crashed(message=text, data=exc)
 
 
-def return_value_to_state(retval: Any) -> State[Any]:
+def return_value_to_state(retval: Any, *_args: Any, **_options: Any) -> State[Any]:
     """The final state for a run that returned ``retval``.
 
     A returned state is used as-is; a returned future contributes its state; a
     collection of states is combined (any failed: Failed, "x/y states failed").
+    The seed API's ``result_store`` / ``key`` / ``write_result`` options are
+    accepted and ignored.
     """
     from engine.futures import BaseFuture
 

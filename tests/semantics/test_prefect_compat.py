@@ -5,11 +5,20 @@ import pytest
 from engine import flow, task
 from engine.exceptions import (
     CelerityException,
+    FailedRun,
     ParameterBindError,
     PausedRun,
     PrefectException,
     SignatureMismatchError,
     UnfinishedRun,
+)
+from engine.states import (
+    Cached,
+    Completed,
+    Failed,
+    Paused,
+    exception_to_failed_state,
+    return_value_to_state,
 )
 
 
@@ -69,3 +78,34 @@ class TestExceptionNames:
     def test_bind_errors_are_type_errors(self):
         with pytest.raises(TypeError):
             varargs_task()
+
+
+class TestStateApi:
+    def test_failed_state_without_data_returns_its_exception(self):
+        exc = Failed(message="no data").result(raise_on_failure=False)
+        assert isinstance(exc, FailedRun)
+        assert str(exc) == "no data"
+
+    def test_paused_result_raises_paused_run(self):
+        with pytest.raises(PausedRun) as info:
+            Paused().result()
+        assert info.value.state.is_paused()
+
+    def test_str_and_repr_follow_the_seed_format(self):
+        assert str(Completed()) == "Completed()"
+        assert str(Failed(message="bad")) == "Failed('bad')"
+        assert str(Cached()) == "Cached(type=COMPLETED)"
+        assert repr(Completed(data=3)) == "Completed(message=None, type=COMPLETED, result=3)"
+
+    def test_exception_to_failed_state(self):
+        state = exception_to_failed_state(ValueError("v"))
+        assert state.is_failed() and state.message == "ValueError: v"
+        try:
+            raise KeyError("k")
+        except KeyError:
+            current = exception_to_failed_state()
+        assert isinstance(current.result(raise_on_failure=False), KeyError)
+
+    def test_return_value_to_state_accepts_seed_options(self):
+        state = return_value_to_state(3, None, key="k", write_result=False)
+        assert state.is_completed() and state.result() == 3
