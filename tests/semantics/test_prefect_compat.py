@@ -109,3 +109,53 @@ class TestStateApi:
     def test_return_value_to_state_accepts_seed_options(self):
         state = return_value_to_state(3, None, key="k", write_result=False)
         assert state.is_completed() and state.result() == 3
+
+
+@task(tags=["runtime-tag"])
+def runtime_task(x):
+    from engine.runtime import flow_run, task_run
+
+    return {
+        "task_run_id": task_run.id,
+        "task_name": task_run.task_name,
+        "task_parameters": task_run.parameters,
+        "task_tags": task_run.tags,
+        "run_count": task_run.run_count,
+        "flow_run_id": flow_run.id,
+        "flow_name": flow_run.flow_name,
+    }
+
+
+@flow(flow_run_name="runtime-{x}")
+def runtime_flow(x: int = 2):
+    from engine import runtime
+
+    return (
+        runtime.flow_run.id,
+        runtime.flow_run.name,
+        runtime.flow_run.parameters,
+        [
+            runtime_task(x),
+            runtime_task.submit(x + 1).result(),
+        ],
+    )
+
+
+class TestRuntime:
+    def test_runtime_describes_the_current_runs(self):
+        flow_run_id, name, parameters, seen = runtime_flow()
+        assert name == "runtime-2" and parameters == {"x": 2}
+        for value, facts in zip((2, 3), seen, strict=True):
+            assert facts["flow_run_id"] == flow_run_id
+            assert facts["flow_name"] == "runtime-flow"
+            assert facts["task_name"] == "runtime_task"
+            assert facts["task_parameters"] == {"x": value}
+            assert facts["task_tags"] == ["runtime-tag"]
+            assert facts["run_count"] == 1
+            assert facts["task_run_id"] and facts["task_run_id"] != flow_run_id
+
+    def test_runtime_outside_runs_is_empty(self):
+        from engine.runtime import deployment, flow_run, task_run
+
+        assert flow_run.id is None and task_run.id is None and deployment.id is None
+        assert flow_run.parameters == {} and task_run.tags == []
