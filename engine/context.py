@@ -128,6 +128,29 @@ def get_run_context() -> TaskRunContext | FlowRunContext:
     raise MissingContextError("No run context available: call this from inside a flow or task run.")
 
 
+@contextmanager
+def naming_context(
+    obj: Any, parameters: dict[str, Any], run_id: Any, kind: str = "task"
+) -> Iterator[None]:
+    """A provisional run context while a run-name callable runs.
+
+    The seed's docs name runs with callables that read ``runtime.task_run`` /
+    ``runtime.flow_run`` (e.g. the parameters); the run record does not exist
+    yet, so this context describes the run about to be created.
+    """
+    flow_ctx = FlowRunContext.get()
+    context: ContextModel
+    if kind == "task":
+        flow_run_id = flow_ctx.flow_run.id if flow_ctx is not None else None
+        task_run = TaskRun(id=run_id, name=obj.name, flow_run_id=flow_run_id, tags=sorted(obj.tags))
+        context = TaskRunContext(task=obj, task_run=task_run, parameters=parameters)
+    else:
+        flow_run = FlowRun(id=run_id, name=obj.name, flow_name=obj.name, parameters={})
+        context = FlowRunContext(flow=obj, flow_run=flow_run, parameters=parameters)
+    with context:
+        yield
+
+
 def serialize_context() -> dict[str, Any]:
     """The current run context as JSON-friendly data for another process."""
     from engine.store import get_store
@@ -209,6 +232,7 @@ __all__ = [
     "TagsContext",
     "tags",
     "get_run_context",
+    "naming_context",
     "serialize_context",
     "hydrated_context",
 ]

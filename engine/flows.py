@@ -171,8 +171,11 @@ class Flow(Generic[R]):
         if template is None:
             return generate_run_name()
         if callable(template):
+            from engine.context import naming_context
+
             wanted = inspect.signature(template).parameters
-            return str(template(**{k: v for k, v in parameters.items() if k in wanted}))
+            with naming_context(self, parameters, run_id, kind="flow"):
+                return str(template(**{k: v for k, v in parameters.items() if k in wanted}))
         try:
             return template.format(**parameters)
         except (KeyError, IndexError) as exc:

@@ -148,8 +148,11 @@ class Task(Generic[R]):
         if template is None:
             return f"{self.name}-{run_id.hex[:3]}"
         if callable(template):
+            from engine.context import naming_context
+
             wanted = inspect.signature(template).parameters
-            return str(template(**{k: v for k, v in parameters.items() if k in wanted}))
+            with naming_context(self, parameters, run_id, kind="task"):
+                return str(template(**{k: v for k, v in parameters.items() if k in wanted}))
         try:
             return template.format(**parameters)
         except (KeyError, IndexError) as exc:

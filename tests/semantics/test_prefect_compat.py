@@ -159,3 +159,36 @@ class TestRuntime:
 
         assert flow_run.id is None and task_run.id is None and deployment.id is None
         assert flow_run.parameters == {} and task_run.tags == []
+
+
+def runtime_task_run_name():
+    from engine.runtime import flow_run, task_run
+
+    return f"{flow_run.flow_name}-{task_run.task_name}-{task_run.parameters['name']}"
+
+
+def runtime_flow_run_name():
+    from engine.runtime import flow_run
+
+    return f"{flow_run.flow_name}-with-{flow_run.parameters['name']}"
+
+
+@task(task_run_name=runtime_task_run_name)
+def named_by_runtime(name):
+    from engine.runtime import task_run
+
+    return task_run.name
+
+
+@flow(flow_run_name=runtime_flow_run_name)
+def named_by_runtime_flow(name: str):
+    from engine.runtime import flow_run
+
+    return flow_run.name, named_by_runtime(name), named_by_runtime.submit(name).result()
+
+
+class TestRunNamesFromRuntime:
+    def test_name_callables_can_read_runtime(self):
+        flow_name, inline, submitted = named_by_runtime_flow("ada")
+        assert flow_name == "named-by-runtime-flow-with-ada"
+        assert inline == submitted == "named-by-runtime-flow-named_by_runtime-ada"
