@@ -167,6 +167,10 @@ class FlowRunEngine:
             return False
         if self.set_state(Running()).type != StateType.RUNNING:
             return False
+        if self.flow_run.run_count == 1:
+            self.logger.info(
+                "Beginning flow run %r for flow %r", self.flow_run.name, self.flow.name
+            )
         self.run_hooks(self.flow.on_running_hooks)
         return True
 
@@ -177,6 +181,8 @@ class FlowRunEngine:
             state.data = resolve_futures_to_results(retval)
         self._persist(state)
         self.set_state(state)
+        log = self.logger.info if state.is_completed() else self.logger.error
+        log("Finished in state %s", state)
         self.run_final_hooks()
 
     def handle_exception(self, exc: BaseException) -> bool:

@@ -192,3 +192,18 @@ class TestRunNamesFromRuntime:
         flow_name, inline, submitted = named_by_runtime_flow("ada")
         assert flow_name == "named-by-runtime-flow-with-ada"
         assert inline == submitted == "named-by-runtime-flow-named_by_runtime-ada"
+
+
+@flow
+def lifecycle_logged_flow():
+    return 1
+
+
+class TestFlowLifecycleLogs:
+    def test_flow_run_logs_beginning_and_final_state(self):
+        from . import _helpers as h
+
+        state = lifecycle_logged_flow(return_state=True)
+        messages = [log.message for log in h.logs(state.state_details.flow_run_id)]
+        assert messages[0].startswith("Beginning flow run")
+        assert messages[-1] == "Finished in state Completed()"
