@@ -53,6 +53,14 @@ _NOUNS = (
 )
 
 
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature, string annotations (``from __future__ import annotations``) resolved."""
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except Exception:  # an annotation names something not importable here: keep the strings
+        return inspect.signature(fn)
+
+
 def generate_run_name() -> str:
     """A readable random name such as ``swift-heron``."""
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}"
@@ -133,26 +141,33 @@ class Flow(Generic[R]):
     # --- parameters --------------------------------------------------------------------------
 
     @cached_property
-    def _adapters(self) -> dict[str, TypeAdapter[Any]]:
+    def _adapters(self) -> dict[str, tuple[TypeAdapter[Any], Any]]:
+        """Per annotated parameter: its validator and its default (never validated)."""
         adapters = {}
-        for name, param in inspect.signature(self.fn).parameters.items():
+        for name, param in _signature(self.fn).parameters.items():
             if param.annotation is inspect.Parameter.empty:
                 continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
-            adapters[name] = TypeAdapter(param.annotation)
+            adapters[name] = (TypeAdapter(param.annotation), param.default)
         return adapters
 
     def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        """Parameters coerced to their type hints; ParameterTypeError names each bad one."""
+        """Parameters coerced to their type hints; ParameterTypeError names each bad one.
+
+        A parameter left at its default is not validated (``x: str = None``
+        is fine), as with pydantic models.
+        """
         from engine.futures import BaseFuture
         from engine.states import State
 
         validated = dict(parameters)
         problems = []
-        for name, adapter in self._adapters.items():
+        for name, (adapter, default) in self._adapters.items():
             value = parameters.get(name)
-            if name not in parameters or isinstance(value, (BaseFuture, State)):
+            if name not in parameters or value is default:
+                continue
+            if isinstance(value, (BaseFuture, State)):
                 continue
             try:
                 validated[name] = adapter.validate_python(value)

@@ -1,5 +1,7 @@
 """Code written for Prefect 3 ports by changing the import root: options, signatures, names."""
 
+import datetime
+
 import pytest
 
 from engine import flow, task
@@ -207,3 +209,18 @@ class TestFlowLifecycleLogs:
         messages = [log.message for log in h.logs(state.state_details.flow_run_id)]
         assert messages[0].startswith("Beginning flow run")
         assert messages[-1] == "Finished in state Completed()"
+
+
+@flow
+def defaults_not_validated_flow(day: datetime.date = None, label: str = None, count: int = 1):
+    return day, label, count
+
+
+class TestParameterDefaults:
+    def test_defaults_that_do_not_match_the_hint_are_not_validated(self):
+        assert defaults_not_validated_flow() == (None, None, 1)
+        assert defaults_not_validated_flow("2024-01-02", count="3") == (
+            datetime.date(2024, 1, 2),
+            None,
+            3,
+        )
