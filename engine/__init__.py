@@ -40,6 +40,7 @@ from engine.states import (
 )
 from engine.task_runners import TaskRunner, ThreadPoolTaskRunner
 from engine.tasks import Task, task
+from engine.transactions import Transaction, transaction
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,7 @@ __all__ = [
     "TaskRunner",
     "ThreadPoolTaskRunner",
     "TimedOut",
+    "Transaction",
     "allow_failure",
     "as_completed",
     "disable_run_logger",
@@ -78,6 +80,7 @@ __all__ = [
     "suspend_flow_run",
     "tags",
     "task",
+    "transaction",
     "unmapped",
     "wait",
 ]

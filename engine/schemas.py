@@ -53,6 +53,9 @@ class TaskRun(RunBase):
     task_key: str = ""
     dynamic_key: str = "0"
     task_inputs: dict[str, list[str]] = Field(default_factory=dict)
+    # Created inside a transaction: the process that holds the transaction
+    # caches the result on commit, so a worker running it must not.
+    in_transaction: bool = False
 
 
 class RunLog(BaseModel):

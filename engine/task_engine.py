@@ -45,6 +45,7 @@ from engine.states import (
 )
 from engine.store import get_store
 from engine.task_engine_types import ReturnType
+from engine.transactions import CommitMode, RecordStore, Transaction, get_transaction
 from engine.utilities.asyncutils import run_coro_sync
 from engine.utilities.callables import parameters_to_args_kwargs
 from engine.utilities.collections import visit_collection
@@ -124,6 +125,7 @@ def new_task_run(
     state.state_details.flow_run_id = flow_run_id
     return TaskRun(
         id=run_id,
+        in_transaction=get_transaction() is not None,
         name=task.resolve_run_name(parameters, run_id),
         flow_run_id=flow_run_id,
         task_key=task.task_key,
@@ -163,6 +165,8 @@ class TaskRunEngine:
         self.retries_done = 0
         self._retry_delay = 0.0
         self._cache_key: str | None = None
+        self._transaction: Transaction | None = None
+        self._txn_elsewhere = False  # submitted from a transaction in another process
 
     @property
     def logger(self) -> Any:
@@ -246,21 +250,57 @@ class TaskRunEngine:
             self.logger.exception("The cache policy raised; running without the cache.")
             return None
 
-    def _write_cache(self, state: State[Any]) -> None:
+    def _mark_cache(self, state: State[Any]) -> bool:
+        """Put the cache key and expiry on ``state``; False if it must not be cached."""
         if self._cache_key is None or not state.is_completed():
-            return
+            return False
         if self.result_storage is not None and state.result_ref is None:
-            return  # the value could not be stored, so other processes could not read it
+            return False  # the value could not be stored, so other processes could not read it
         expires = now() + self.task.cache_expiration if self.task.cache_expiration else None
         state.state_details.cache_key = self._cache_key
         state.state_details.cache_expiration = expires
-        self.store.write_cache(self._cache_key, state, expires)
+        return True
+
+    def _record_result(self, state: State[Any]) -> None:
+        """Cache the result now, or leave it to the transaction the run belongs to."""
+        if self._transaction is not None:
+            self._stage(self._transaction, state)
+        elif self._txn_elsewhere:
+            # Submitted from a transaction in another process: that process
+            # writes the cache record if and when its transaction commits.
+            self._mark_cache(state)
+        elif self._mark_cache(state) and self._cache_key is not None:
+            self.store.write_cache(self._cache_key, state, state.state_details.cache_expiration)
+
+    def _stage(self, txn: Transaction, state: State[Any]) -> None:
+        txn.write_on_commit = self._mark_cache(state)
+        if state.is_completed():
+            txn.stage(state, self.task.on_rollback_hooks, self.task.on_commit_hooks)
+
+    @contextmanager
+    def transaction_context(self) -> Iterator[None]:
+        """Inside an active transaction: run in a child transaction keyed by the cache key."""
+        if get_transaction() is None:
+            self._txn_elsewhere = self.task_run.in_transaction
+            with _stand_in_transaction(self._txn_elsewhere):
+                yield
+            return
+        key = self._cache_key
+        store = RecordStore() if key else None
+        overwrite = bool(self.task.refresh_cache)
+        with Transaction(key=key, store=store, overwrite=overwrite, logger=self.logger) as txn:
+            txn.task_run_id = self.task_run.id
+            self._transaction = txn
+            yield
+            if not (txn.is_staged() or txn.is_committed()):
+                txn.rollback()  # the run did not complete: undo the transaction
+        self._transaction = None
 
     def handle_success(self, value: Any) -> None:
         """The function returned: Completed (or the state it returned)."""
         state = return_value_to_state(value)
         self._persist(state)
-        self._write_cache(state)
+        self._record_result(state)
         self.set_state(state)
         self.run_hooks(
             self.task.on_completion_hooks if state.is_completed() else self.task.on_failure_hooks
@@ -405,6 +445,18 @@ class TaskRunEngine:
         return self.state.result()
 
 
+@contextmanager
+def _stand_in_transaction(wanted: bool) -> Iterator[None]:
+    # A run submitted from a transaction in another process (a Celery worker's)
+    # gets a transaction of its own, so that ``get_transaction()`` in the task
+    # works; its values and hooks stay here (OFF: it never commits anything).
+    if not wanted:
+        yield
+        return
+    with Transaction(commit_mode=CommitMode.OFF):
+        yield
+
+
 def _picklable_error(exc: BaseException) -> BaseException:
     from engine.exceptions import FailedRun
 
@@ -462,7 +514,8 @@ def run_task_sync(
         if _wait_for_failed(wait_for):
             engine.set_state(NotReady(message="An upstream in wait_for did not complete."))
         elif engine.begin_run():
-            _attempt_loop_sync(engine)
+            with engine.transaction_context():
+                _attempt_loop_sync(engine)
     return engine.result(return_type)
 
 
@@ -506,7 +559,8 @@ async def run_task_async(
         if _wait_for_failed(wait_for):
             engine.set_state(NotReady(message="An upstream in wait_for did not complete."))
         elif engine.begin_run():
-            await _attempt_loop_async(engine)
+            with engine.transaction_context():
+                await _attempt_loop_async(engine)
     return engine.result(return_type)
 
 

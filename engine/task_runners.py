@@ -74,6 +74,8 @@ class TaskRunner(ABC):
         self, task: Any, calls: list[dict[str, Any]], wait_for: Any = None
     ) -> list[BaseFuture[Any]]:
         """Create many task runs (one store write per chunk) and return their futures."""
+        from engine.transactions import track_submitted
+
         context = contextvars.copy_context()
         futures: list[BaseFuture[Any]] = []
         # Chunks bound the peak memory of a huge map: run records are built,
@@ -81,6 +83,7 @@ class TaskRunner(ABC):
         for start in range(0, len(calls), MAP_CHUNK_SIZE):
             chunk = calls[start : start + MAP_CHUNK_SIZE]
             futures.extend(self._submit_chunk(task, chunk, wait_for, context))
+        track_submitted(task, futures)
         return futures
 
     def _submit_chunk(

@@ -82,6 +82,8 @@ class Task(Generic[R]):
         on_completion: list[Hook] | None = None,
         on_failure: list[Hook] | None = None,
         on_running: list[Hook] | None = None,
+        on_commit: list[Hook] | None = None,
+        on_rollback: list[Hook] | None = None,
         viz_return_value: Any = None,
     ) -> None:
         if not callable(fn):
@@ -116,6 +118,8 @@ class Task(Generic[R]):
         self.on_completion_hooks = list(on_completion or [])
         self.on_failure_hooks = list(on_failure or [])
         self.on_running_hooks = list(on_running or [])
+        self.on_commit_hooks = list(on_commit or [])
+        self.on_rollback_hooks = list(on_rollback or [])
         self.is_async = is_async_fn(fn) or is_async_generator_fn(fn)
         self.task_key = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', self.name)}"
         self.__doc__ = fn.__doc__
@@ -125,7 +129,9 @@ class Task(Generic[R]):
 
     def with_options(self, **overrides: Any) -> Task[R]:
         """A copy of this task with some options changed; the original is untouched."""
-        return type(self)(self.fn, **{**self._options, **overrides})
+        # Transaction hooks added with the decorators stay with the copy.
+        kept = {"on_commit": self.on_commit_hooks, "on_rollback": self.on_rollback_hooks}
+        return type(self)(self.fn, **{**self._options, **kept, **overrides})
 
     def on_completion(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) on completion."""
@@ -140,6 +146,27 @@ class Task(Generic[R]):
     def on_running(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) when running."""
         self.on_running_hooks.append(fn)
+        return fn
+
+    def on_commit(self, fn: Hook) -> Hook:
+        """Decorator form: add a hook called with the transaction when it commits.
+
+        Runs only for task runs that completed inside a transaction (see
+        ``engine.transactions``).
+        """
+        self.on_commit_hooks.append(fn)
+        return fn
+
+    def on_rollback(self, fn: Hook) -> Hook:
+        """Decorator form: add a hook called with the transaction when it rolls back.
+
+        Example::
+
+            @write_file.on_rollback
+            def remove_file(txn):
+                os.unlink(txn.get("path"))
+        """
+        self.on_rollback_hooks.append(fn)
         return fn
 
     def resolve_run_name(self, parameters: dict[str, Any], run_id: uuid.UUID) -> str:
