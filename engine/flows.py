@@ -134,6 +134,32 @@ class Flow(Generic[R]):
             return default_task_runner()
         return runner() if isinstance(runner, type) and issubclass(runner, TaskRunner) else runner
 
+    def on_completion(self, fn: Hook) -> Hook:
+        """Decorator form: add a hook called with (flow, flow_run, state) on completion."""
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: Hook) -> Hook:
+        """Decorator form: add a hook called with (flow, flow_run, state) on failure."""
+        return self._add_hook("on_failure", fn)
+
+    def on_cancellation(self, fn: Hook) -> Hook:
+        """Decorator form: add a hook called with (flow, flow_run, state) on cancellation."""
+        return self._add_hook("on_cancellation", fn)
+
+    def on_crashed(self, fn: Hook) -> Hook:
+        """Decorator form: add a hook called with (flow, flow_run, state) on a crash."""
+        return self._add_hook("on_crashed", fn)
+
+    def on_running(self, fn: Hook) -> Hook:
+        """Decorator form: add a hook called with (flow, flow_run, state) when running."""
+        return self._add_hook("on_running", fn)
+
+    def _add_hook(self, kind: str, fn: Hook) -> Hook:
+        hooks = getattr(self, f"{kind}_hooks")
+        hooks.append(fn)
+        self._options[kind] = hooks  # kept by with_options
+        return fn
+
     def with_options(self, **overrides: Any) -> Flow[R]:
         """A copy of this flow with some options changed; the original is untouched."""
         return type(self)(self.fn, **{**self._options, **overrides})

@@ -136,16 +136,19 @@ class Task(Generic[R]):
     def on_completion(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) on completion."""
         self.on_completion_hooks.append(fn)
+        self._options["on_completion"] = self.on_completion_hooks  # kept by with_options
         return fn
 
     def on_failure(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) on failure."""
         self.on_failure_hooks.append(fn)
+        self._options["on_failure"] = self.on_failure_hooks  # kept by with_options
         return fn
 
     def on_running(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) when running."""
         self.on_running_hooks.append(fn)
+        self._options["on_running"] = self.on_running_hooks  # kept by with_options
         return fn
 
     def on_commit(self, fn: Hook) -> Hook:

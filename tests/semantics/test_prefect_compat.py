@@ -23,6 +23,8 @@ from engine.states import (
     return_value_to_state,
 )
 
+from ._side_effects import record, recorded
+
 
 @task
 def varargs_task(first, *rest, scale=1, **named):
@@ -224,3 +226,52 @@ class TestParameterDefaults:
             None,
             3,
         )
+
+
+@task
+def hooked_task(fail):
+    if fail:
+        raise ValueError("hooked failure")
+    return "ok"
+
+
+@hooked_task.on_completion
+def hooked_task_completed(tsk, task_run, state):
+    record(f"hooks:{task_run.id}", ("completed", state.name))
+
+
+@hooked_task.on_failure
+def hooked_task_failed(tsk, task_run, state):
+    record(f"hooks:{task_run.id}", ("failed", state.name))
+
+
+@flow
+def hooked_flow():
+    return "done"
+
+
+@hooked_flow.on_completion
+def hooked_flow_completed(flw, flow_run, state):
+    record(f"hooks:{flow_run.id}", ("flow completed", state.name))
+
+
+@flow
+def hooked_copies_flow():
+    copy = hooked_task.with_options(retries=1)
+    ok = copy.submit(False)
+    bad = copy.submit(True)
+    ok.wait()
+    bad.wait()
+    return ok.task_run_id, bad.task_run_id
+
+
+class TestDecoratorHooks:
+    def test_task_hooks_added_by_decorators_survive_with_options(self):
+        ok_id, bad_id = hooked_copies_flow()
+        assert recorded(f"hooks:{ok_id}") == [("completed", "Completed")]
+        assert recorded(f"hooks:{bad_id}") == [("failed", "Failed")]
+
+    def test_flow_hook_decorators(self):
+        state = hooked_flow.with_options(name="hooked-copy")(return_state=True)
+        flow_run_id = state.state_details.flow_run_id
+        assert recorded(f"hooks:{flow_run_id}") == [("flow completed", "Completed")]
