@@ -277,6 +277,9 @@ def expand_map_parameters(parameters: dict[str, Any]) -> list[dict[str, Any]]:
             static[name] = value.unwrap()
             continue
         if isinstance(value, BaseFuture):
+            if name in wrappers:  # allow_failure(future) / quote(future): passed whole
+                static[name] = value
+                continue
             value = value.result()
         if _is_iterable(value):
             iterables[name] = list(value)

@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from engine import flow, task
+from engine import allow_failure, flow, task
 from engine.exceptions import (
     CelerityException,
     FailedRun,
@@ -275,3 +275,24 @@ class TestDecoratorHooks:
         state = hooked_flow.with_options(name="hooked-copy")(return_state=True)
         flow_run_id = state.state_details.flow_run_id
         assert recorded(f"hooks:{flow_run_id}") == [("flow completed", "Completed")]
+
+
+@task
+def pair(x, upstream):
+    return x, type(upstream).__name__
+
+
+@task
+def failing_upstream():
+    raise ValueError("upstream failed")
+
+
+@flow
+def map_with_allowed_failure_flow():
+    upstream = failing_upstream.submit()
+    return pair.map([1, 2], allow_failure(upstream)).result()
+
+
+class TestMapAnnotations:
+    def test_allow_failure_future_is_passed_whole_to_every_mapped_run(self):
+        assert map_with_allowed_failure_flow() == [(1, "ValueError"), (2, "ValueError")]
