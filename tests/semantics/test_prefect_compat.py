@@ -296,3 +296,17 @@ def map_with_allowed_failure_flow():
 class TestMapAnnotations:
     def test_allow_failure_future_is_passed_whole_to_every_mapped_run(self):
         assert map_with_allowed_failure_flow() == [(1, "ValueError"), (2, "ValueError")]
+
+
+@flow
+def harnessed_flow():
+    return "inside"
+
+
+class TestTestHarness:
+    def test_prefect_test_harness_runs_flows(self):
+        from engine.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness():
+            assert harnessed_flow() == "inside"
+        assert harnessed_flow() == "inside"

@@ -1,0 +1,1 @@
+"""Helpers for testing code written against the engine (the seed's ``prefect.testing``)."""
