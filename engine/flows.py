@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import random
 import uuid
@@ -239,6 +240,19 @@ class Flow(Generic[R]):
         return run_flow(
             self, parameters, wait_for=wait_for, return_type="state" if return_state else "result"
         )
+
+    @property
+    def isasync(self) -> bool:
+        """True for ``async def`` flows (the seed's name for ``is_async``)."""
+        return self.is_async
+
+    def __get__(self, instance: Any, owner: Any = None) -> Flow[R]:
+        """As a method: a copy bound to ``instance``, so ``obj.method(x)`` passes ``self``."""
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.fn = self.fn.__get__(instance, owner)
+        return bound
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import inspect
 import uuid
@@ -239,6 +240,19 @@ class Task(Generic[R]):
             futures.wait()
             return [future.state for future in futures]
         return futures
+
+    @property
+    def isasync(self) -> bool:
+        """True for ``async def`` tasks (the seed's name for ``is_async``)."""
+        return self.is_async
+
+    def __get__(self, instance: Any, owner: Any = None) -> Task[R]:
+        """As a method: a copy bound to ``instance``, so ``obj.method(x)`` passes ``self``."""
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.fn = self.fn.__get__(instance, owner)
+        return bound
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"

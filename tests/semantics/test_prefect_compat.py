@@ -310,3 +310,27 @@ class TestTestHarness:
         with prefect_test_harness():
             assert harnessed_flow() == "inside"
         assert harnessed_flow() == "inside"
+
+
+class Scaler:
+    """Tasks and flows as methods: ``self`` is bound like any method's."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    @task
+    def scale(self, x):
+        return self.factor * x
+
+    @flow
+    def scale_all(self, xs: list[int]):
+        inline = self.scale(xs[0])
+        submitted = self.scale.submit(xs[1]).result()
+        mapped = self.scale.map(xs).result()
+        return inline, submitted, mapped
+
+
+class TestMethods:
+    def test_tasks_and_flows_as_methods(self):
+        assert Scaler(10).scale_all([1, 2]) == (10, 20, [10, 20])
+        assert Scaler.scale.isasync is False and Scaler.scale_all.isasync is False
