@@ -287,6 +287,20 @@ def AwaitingRetry(scheduled_time: datetime.datetime | None = None, **kwargs: Any
     return Scheduled(scheduled_time, **kwargs)
 
 
+def Late(scheduled_time: datetime.datetime | None = None, **kwargs: Any) -> State[Any]:
+    """A scheduled run that did not start on time."""
+    kwargs.setdefault("name", "Late")
+    return Scheduled(scheduled_time, **kwargs)
+
+
+def AwaitingConcurrencySlot(
+    scheduled_time: datetime.datetime | None = None, **kwargs: Any
+) -> State[Any]:
+    """A run waiting for a concurrency slot."""
+    kwargs.setdefault("name", "AwaitingConcurrencySlot")
+    return Scheduled(scheduled_time, **kwargs)
+
+
 def Pending(**kwargs: Any) -> State[Any]:
     """A run created but not started."""
     return _named(StateType.PENDING, "Pending", kwargs)

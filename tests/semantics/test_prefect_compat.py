@@ -15,9 +15,11 @@ from engine.exceptions import (
     UnfinishedRun,
 )
 from engine.states import (
+    AwaitingConcurrencySlot,
     Cached,
     Completed,
     Failed,
+    Late,
     Paused,
     exception_to_failed_state,
     return_value_to_state,
@@ -109,6 +111,10 @@ class TestStateApi:
         except KeyError:
             current = exception_to_failed_state()
         assert isinstance(current.result(raise_on_failure=False), KeyError)
+
+    def test_scheduled_named_states(self):
+        assert Late().is_scheduled() and Late().name == "Late"
+        assert AwaitingConcurrencySlot().is_scheduled()
 
     def test_return_value_to_state_accepts_seed_options(self):
         state = return_value_to_state(3, None, key="k", write_result=False)
