@@ -305,12 +305,9 @@ def _is_state(value: Any) -> bool:
 
 
 def _storage_option(flow: Any) -> ResultStorage | None:
-    storage = flow.result_storage
-    if storage is None or isinstance(storage, ResultStorage):
-        return storage
-    from engine.results import storage_for_url
+    from engine.results import resolve_storage
 
-    return storage_for_url(str(storage))
+    return resolve_storage(flow.result_storage)
 
 
 @contextmanager

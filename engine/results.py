@@ -206,6 +206,16 @@ def _create_storage(url: str) -> ResultStorage:
     raise MissingResult(f"Unknown result storage {url!r}.")
 
 
+def resolve_storage(option: Any) -> ResultStorage | None:
+    """A run's ``result_storage`` option as a storage: a storage, a URL or a directory path."""
+    if option is None or isinstance(option, ResultStorage):
+        return option
+    text = str(option)
+    if "://" not in text:
+        return FileSystemResultStorage(text)
+    return storage_for_url(text)
+
+
 def read_result(ref: ResultRef) -> Any:
     """The value behind ``ref`` from whichever storage it names."""
     if ref.storage == INLINE:

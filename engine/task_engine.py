@@ -27,7 +27,7 @@ from engine.futures import BaseFuture
 from engine.leases import lease_keeper
 from engine.logging import get_run_logger, patch_print
 from engine.orchestration import SetStateStatus
-from engine.results import ResultStorage
+from engine.results import ResultStorage, resolve_storage
 from engine.schemas import TaskRun
 from engine.states import (
     AwaitingRetry,
@@ -159,7 +159,11 @@ class TaskRunEngine:
         self.task = task
         self.task_run = task_run
         self.parameters = parameters
-        self.result_storage = result_storage or _context_result_storage()
+        self.result_storage = (
+            resolve_storage(getattr(task, "result_storage", None))
+            or result_storage
+            or _context_result_storage()
+        )
         self.store = get_store()
         self.state: State[Any] = task_run.state or Pending()
         self.retries_done = 0
@@ -401,11 +405,21 @@ class TaskRunEngine:
             else:
                 self.logger.info("Hook %r finished running successfully", name)
 
+    def _result_key(self, state: State[Any]) -> str | None:
+        """The task's ``result_storage_key`` template, filled in, for a completed value."""
+        template = getattr(self.task, "result_storage_key", None)
+        if template is None or not state.is_completed():
+            return None
+        from engine.runtime import flow_run, task_run
+
+        values = {"parameters": self.parameters, "flow_run": flow_run, "task_run": task_run}
+        return str(template).format(**values)
+
     def _persist(self, state: State[Any]) -> None:
         if self.result_storage is None or state.result_ref is not None:
             return
         try:
-            state.result_ref = self.result_storage.write(state.data)
+            state.result_ref = self.result_storage.write(state.data, key=self._result_key(state))
         except Exception as exc:  # the value cannot leave this process: fail clearly instead
             state.type, state.name = StateType.FAILED, "Failed"
             state.message = f"Task run result could not be stored: {exc}"

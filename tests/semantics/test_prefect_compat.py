@@ -340,3 +340,23 @@ class TestMethods:
     def test_tasks_and_flows_as_methods(self):
         assert Scaler(10).scale_all([1, 2]) == (10, 20, [10, 20])
         assert Scaler.scale.isasync is False and Scaler.scale_all.isasync is False
+
+
+@task(persist_result=True, result_storage_key="doubled-{parameters[x]}.pickle")
+def persisted_task(x):
+    return 2 * x
+
+
+@flow
+def persisted_flow(basepath: str):
+    from engine.filesystems import LocalFileSystem
+
+    stored = persisted_task.with_options(result_storage=LocalFileSystem(basepath=basepath))
+    return stored(1), stored.submit(2).result(), stored.map([3]).result()
+
+
+class TestResultStorage:
+    def test_task_result_storage_and_storage_key(self, tmp_path):
+        assert persisted_flow(str(tmp_path)) == (2, 4, [6])
+        names = sorted(path.name for path in tmp_path.iterdir())
+        assert names == ["doubled-1.pickle", "doubled-2.pickle", "doubled-3.pickle"]
