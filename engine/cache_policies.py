@@ -37,6 +37,24 @@ class CachePolicy:
     def __add__(self, other: CachePolicy) -> CachePolicy:
         return CompoundCachePolicy([self, other])
 
+    def __sub__(self, name: str) -> CachePolicy:
+        """Ignore parameter ``name``: only input-based policies change."""
+        if not isinstance(name, str):
+            raise TypeError("Only parameter names can be subtracted from a cache policy.")
+        return self
+
+    def configure(self, **_options: Any) -> CachePolicy:
+        """The seed's ``key_storage`` / ``isolation_level`` / ``lock_manager`` options.
+
+        Accepted for ported code and ignored: cache records live in the run store.
+        """
+        return self
+
+    @classmethod
+    def from_cache_key_fn(cls, cache_key_fn: Callable[..., str | None]) -> CachePolicy:
+        """A policy whose key is ``cache_key_fn(context, parameters)``."""
+        return CacheKeyFnPolicy(cache_key_fn)
+
 
 @dataclass
 class CompoundCachePolicy(CachePolicy):
@@ -54,6 +72,9 @@ class CompoundCachePolicy(CachePolicy):
 
     def __add__(self, other: CachePolicy) -> CachePolicy:
         return CompoundCachePolicy([*self.policies, other])
+
+    def __sub__(self, name: str) -> CachePolicy:
+        return CompoundCachePolicy([policy - name for policy in self.policies])
 
 
 @dataclass
@@ -95,6 +116,15 @@ class RunId(CachePolicy):
         return str(run.flow_run_id or run.id)
 
 
+class FlowParameters(CachePolicy):
+    """The flow run's parameters: caching per distinct flow input."""
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
+        return hash_objects(dict(sorted(flow_parameters.items()))) or None
+
+
 class _NoCache(CachePolicy):
     """Never cache."""
 
@@ -119,6 +149,7 @@ class CacheKeyFnPolicy(CachePolicy):
 INPUTS = Inputs()
 TASK_SOURCE = TaskSource()
 RUN_ID = RunId()
+FLOW_PARAMETERS = FlowParameters()
 NONE = _NoCache()
 NO_CACHE = NONE
 DEFAULT = INPUTS + TASK_SOURCE + RUN_ID
@@ -135,10 +166,12 @@ __all__ = [
     "Inputs",
     "TaskSource",
     "RunId",
+    "FlowParameters",
     "CacheKeyFnPolicy",
     "INPUTS",
     "TASK_SOURCE",
     "RUN_ID",
+    "FLOW_PARAMETERS",
     "NONE",
     "NO_CACHE",
     "DEFAULT",

@@ -5,6 +5,7 @@ import datetime
 import pytest
 
 from engine import allow_failure, flow, task
+from engine.cache_policies import FLOW_PARAMETERS, INPUTS, TASK_SOURCE, CachePolicy
 from engine.exceptions import (
     CelerityException,
     FailedRun,
@@ -360,3 +361,46 @@ class TestResultStorage:
         assert persisted_flow(str(tmp_path)) == (2, 4, [6])
         names = sorted(path.name for path in tmp_path.iterdir())
         assert names == ["doubled-1.pickle", "doubled-2.pickle", "doubled-3.pickle"]
+
+
+@task(cache_policy=FLOW_PARAMETERS)
+def cached_per_flow_input(key, x):
+    record(key, x)
+    return x
+
+
+@task(cache_policy=(INPUTS + TASK_SOURCE - "key").configure(key_storage="/unused"))
+def cached_ignoring_key(key, x):
+    record(key, x)
+    return x
+
+
+@task(cache_policy=CachePolicy.from_cache_key_fn(lambda ctx, params: f"fixed-{params['tag']}"))
+def cached_by_fn(tag, value):
+    return value
+
+
+@flow
+def cache_policies_flow(key: str, day: str):
+    a = cached_per_flow_input(key, 1, return_state=True)
+    b = cached_per_flow_input(key, 2, return_state=True)
+    c = cached_ignoring_key(f"{key}-first", 5, return_state=True)
+    d = cached_ignoring_key(f"{key}-second", 5, return_state=True)
+    e = cached_by_fn.submit(key, "first").result()
+    f = cached_by_fn(key, "second")
+    return a.name, b.name, b.result(), c.name, d.name, e, f
+
+
+class TestCachePolicies:
+    def test_flow_parameters_configure_subtract_and_from_cache_key_fn(self, key):
+        assert cache_policies_flow(key, "monday") == (
+            "Completed",
+            "Cached",
+            1,
+            "Completed",
+            "Cached",
+            "first",
+            "first",
+        )
+        assert recorded(key) == [1]
+        assert recorded(f"{key}-second") == []
