@@ -66,6 +66,30 @@ class FlowRunContext(ContextModel):
         self.task_runner = task_runner
         self.result_storage = result_storage
         self.log_prints = log_prints
+        self._owned_runner: Any = None
+
+    def runner_for_nested_submission(self) -> Any:
+        """The task runner, started here on first use when the context has none.
+
+        A task running on a Celery worker sees its flow run's context without
+        the flow's runner; tasks it submits run on a thread runner that this
+        context owns and drains when it exits.
+        """
+        if self.task_runner is None:
+            from engine.task_runners import ThreadPoolTaskRunner
+
+            self._owned_runner = ThreadPoolTaskRunner().__enter__()
+            self.task_runner = self._owned_runner
+        return self.task_runner
+
+    def __exit__(self, *exc: object) -> None:
+        runner, self._owned_runner = self._owned_runner, None
+        try:
+            if runner is not None:
+                self.task_runner = None
+                runner.__exit__(*exc)
+        finally:
+            super().__exit__(*exc)
 
 
 class TaskRunContext(ContextModel):

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from engine.annotations import allow_failure, quote, unmapped
 from engine.cache_policies import CacheKeyFnPolicy, task_input_hash
-from engine.context import FlowRunContext
+from engine.context import FlowRunContext, TaskRunContext
 from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, MissingContextError
 from engine.futures import BaseFuture, FutureList
 from engine.task_engine_types import ReturnType
@@ -260,6 +260,8 @@ class Task(Generic[R]):
 
 def _current_task_runner(action: str) -> Any:
     flow_ctx = FlowRunContext.get()
+    if flow_ctx is not None and flow_ctx.task_runner is None and TaskRunContext.get():
+        return flow_ctx.runner_for_nested_submission()  # inside a task on a worker
     if flow_ctx is None or flow_ctx.task_runner is None:
         raise MissingContextError(
             f"Task.{action}() needs a flow run to submit to: call it inside a @flow function, "

@@ -404,3 +404,24 @@ class TestCachePolicies:
         )
         assert recorded(key) == [1]
         assert recorded(f"{key}-second") == []
+
+
+@task
+def nested_leaf(x):
+    return x * 10
+
+
+@task
+def nested_spawner(n):
+    mapped = nested_leaf.map(range(n)).result()
+    return mapped + [nested_leaf.submit(n).result()]
+
+
+@flow
+def nested_submission_flow():
+    return nested_spawner.submit(2).result(), nested_spawner(1)
+
+
+class TestNestedSubmission:
+    def test_tasks_submit_and_map_from_inside_a_task(self):
+        assert nested_submission_flow() == ([0, 10, 20], [0, 10])
