@@ -18,7 +18,7 @@ from rich.table import Table
 
 from broker_config.settings import ENV_PREFIX, CeleritySettings, masked_settings
 from celerity import cli_fleet, cli_runs
-from celerity.cli_common import UsageFailure
+from celerity.cli_common import UsageFailure, redis_errors
 from celerity.loading import LoadError, load_target, parse_params
 
 
@@ -104,7 +104,7 @@ def _load_flow(target: str) -> Any:
 
 
 def _call_flow(flow_obj: Any, params: dict[str, Any]) -> Any:
-    from engine.exceptions import ParameterTypeError
+    from engine.exceptions import ObjectNotFound, ParameterTypeError
 
     # With return_state=True failures inside the flow come back as states, so
     # what is raised here is about the arguments themselves.
@@ -113,6 +113,11 @@ def _call_flow(flow_obj: Any, params: dict[str, Any]) -> Any:
     except (TypeError, ParameterTypeError) as exc:
         name = getattr(flow_obj, "name", "?")
         raise UsageFailure(f"wrong parameters for flow {name!r}: {exc}") from None
+    except ObjectNotFound as exc:  # the run's own record vanished under it
+        raise click.ClickException(
+            f"{exc} The run store lost this flow run's records "
+            "(was Redis restarted without persistence, or its keys deleted?)."
+        ) from None
 
 
 def _print_final_state(state: Any) -> None:
@@ -134,6 +139,7 @@ def _print_final_state(state: Any) -> None:
     help="A parameter; VALUE is parsed as JSON when it can be. Repeatable; wins over --params.",
 )
 @click.option("--params", "params_json", metavar="JSON", help="Parameters as a JSON object.")
+@redis_errors
 def flow_run(target: str, pairs: tuple[str, ...], params_json: str | None) -> None:
     """Run the flow FUNC defined in FILE here and now; exit 0 when it completes."""
     try:

@@ -121,6 +121,10 @@ class SerializationError(CelerityException):
         super().__init__(message)
         self.value = value
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The value is what could not be pickled: it stays behind.
+        return (type(self), (str(self),))
+
 
 class EnvelopeRejected(CelerityException):
     """A task message failed signature verification or decoding."""

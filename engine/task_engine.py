@@ -421,10 +421,15 @@ class TaskRunEngine:
         try:
             state.result_ref = self.result_storage.write(state.data, key=self._result_key(state))
         except Exception as exc:  # the value cannot leave this process: fail clearly instead
-            state.type, state.name = StateType.FAILED, "Failed"
-            state.message = f"Task run result could not be stored: {exc}"
-            state.data = exc
-            state.result_ref = self.result_storage.write(_picklable_error(exc))
+            if state.is_failed() and isinstance(state.data, BaseException):
+                # An exception that cannot be pickled: keep what it said.
+                state.message = f"{state.message} (the exception could not be pickled: {exc})"
+                substitute = _picklable_error(state.data)
+            else:
+                state.type, state.name = StateType.FAILED, "Failed"
+                state.message = f"Task run result could not be stored: {exc}"
+                state.data, substitute = exc, _picklable_error(exc)
+            state.result_ref = self.result_storage.write(substitute)
 
     # --- context ------------------------------------------------------------------------------
 

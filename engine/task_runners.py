@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from engine.exceptions import StoreUnavailable
 from engine.futures import BaseFuture, wait
 from engine.schemas import TaskRun
 from engine.states import Crashed, NotReady, State
@@ -184,7 +185,10 @@ def _mark_crashed(task_run: TaskRun, exc: BaseException) -> State[Any]:
 def _propose_final(task_run: TaskRun, state: State[Any]) -> State[Any]:
     state.state_details.task_run_id = task_run.id
     state.state_details.flow_run_id = task_run.flow_run_id
-    outcome = get_store().propose_state(task_run.id, state, force=state.is_crashed())
+    try:
+        outcome = get_store().propose_state(task_run.id, state, force=state.is_crashed())
+    except StoreUnavailable:
+        return state  # the store is gone: the future must still finish
     return outcome.state or state
 
 

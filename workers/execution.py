@@ -37,6 +37,9 @@ from workers.envelope import unpack
 from workers.upstream import resolve_upstream_refs
 
 RUN_TASKS = "celerity.run_tasks"
+STALE_MODULE_HINT = (
+    " (a worker imports each module once: restart the workers after changing your files)"
+)
 ENVELOPE_VERSION = 1
 
 logger = logging.getLogger("celerity.worker")
@@ -128,6 +131,8 @@ def execute_envelope(envelope: dict[str, Any], requeue_later: Requeue | None = N
         task = _load_task(envelope["task"]["ref"])
     except Exception as exc:  # e.g. the worker cannot import the task's module
         reason = f"The worker could not load task {envelope['task'].get('name')!r}: {exc!r}"
+        if isinstance(exc, AttributeError):
+            reason += STALE_MODULE_HINT
         return sum(_fail_run(entry, reason) for entry in runs)
     return sum(_run_entry(task, entry, context, storage, requeue_later) for entry in runs)
 
@@ -184,6 +189,15 @@ def _begin(
         # store; the worker process lives on to serve other runs.
         logger.error("Task run %s was interrupted by %s; it is Crashed.", task_run.id, exc)
         return get_store().read_task_run(task_run.id).state or Crashed()
+    except Exception as exc:
+        # Raised before the engine could record an outcome (e.g. the flow named
+        # in the context cannot be loaded here): end the run with the reason,
+        # or its future would wait forever.
+        reason = f"The worker could not run task run {task_run.name!r}: {exc!r}"
+        if isinstance(exc, AttributeError):
+            reason += STALE_MODULE_HINT
+        logger.exception(reason)
+        return _propose(task_run, Failed(message=reason))
 
 
 def _lease_lapsed(task_run_id: uuid.UUID) -> bool:

@@ -23,7 +23,7 @@ from broker_config.queues import route_for
 from broker_config.settings import CeleritySettings, get_settings
 from engine.annotations import allow_failure
 from engine.context import FlowRunContext, serialize_context
-from engine.exceptions import ConfigurationError
+from engine.exceptions import ConfigurationError, SerializationError
 from engine.futures import BaseFuture
 from engine.results import (
     FileSystemResultStorage,
@@ -32,7 +32,7 @@ from engine.results import (
     register_storage,
 )
 from engine.schemas import TaskRun
-from engine.states import State
+from engine.states import Crashed, Failed, State
 from engine.store import get_store
 from engine.task_engine import failed_upstreams, upstream_futures
 from engine.task_runners import Gate, TaskRunner, mark_not_ready
@@ -79,7 +79,7 @@ class CeleryTaskRunner(TaskRunner):
         self._flow_run_id: uuid.UUID | None = None
         self._context: dict[str, Any] | None = None
         self._task_refs: dict[int, dict[str, Any]] = {}
-        self._inflight: dict[uuid.UUID, tuple[Any, dict[str, Any]]] = {}
+        self._inflight: dict[uuid.UUID, tuple[Any, dict[str, Any], BaseFuture[Any]]] = {}
         self._inflight_lock = threading.Lock()
         self._reaper: Reaper | None = None
 
@@ -108,7 +108,13 @@ class CeleryTaskRunner(TaskRunner):
         if flow_ctx is not None:
             self._flow_run_id = flow_ctx.flow_run.id
             self._listener.watch_flow_run(self._flow_run_id)
-        self._reaper = Reaper(store, self._inflight_snapshot, self._resend, self._retries_of)  # type: ignore[arg-type]
+        self._reaper = Reaper(
+            store,  # type: ignore[arg-type]
+            self._inflight_snapshot,
+            self._resend,
+            self._retries_of,
+            self._lose,
+        )
         self._reaper.start()
         return self
 
@@ -145,7 +151,11 @@ class CeleryTaskRunner(TaskRunner):
         future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
-        key, entry = self._entry(task, task_run, parameters)
+        try:
+            key, entry = self._entry(task, task_run, parameters)
+        except SerializationError as exc:
+            future.set_final_state(_fail(task_run, str(exc)))
+            return
         self._track(task_run.id, key, entry, future)
         offer(self._send, key, entry)
 
@@ -157,7 +167,7 @@ class CeleryTaskRunner(TaskRunner):
         entry = {
             "id": str(task_run.id),
             "task_run": task_run.model_dump_json(exclude={"state"}),
-            "parameters": pack(_references_only(parameters)),
+            "parameters": _pack_parameters(task_run, parameters),
         }
         queue = route_for(task.queue, task_run.tags, self.settings)
         return (id(self), id(task), queue, task), entry
@@ -168,7 +178,7 @@ class CeleryTaskRunner(TaskRunner):
         # Kept until the run finishes, so that the reaper can send it again if
         # its worker is lost.
         with self._inflight_lock:
-            self._inflight[task_run_id] = (key, entry)
+            self._inflight[task_run_id] = (key, entry, future)
         future.add_done_callback(self._forget)
 
     # --- continuations ------------------------------------------------------------------------
@@ -202,7 +212,11 @@ class CeleryTaskRunner(TaskRunner):
         future: BaseFuture[Any],
     ) -> bool:
         """Park the run in Redis so that its last upstream's worker releases it."""
-        key, entry = self._entry(task, task_run, parameters)
+        try:
+            key, entry = self._entry(task, task_run, parameters)
+        except SerializationError as exc:
+            future.set_final_state(_fail(task_run, str(exc)))
+            return True
         upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
         allowed = _allowed_failures(parameters, wait_for)
         envelope = json.dumps(self._envelope(key, [entry]))
@@ -244,8 +258,16 @@ class CeleryTaskRunner(TaskRunner):
     def _resend(self, task_run_id: uuid.UUID) -> None:
         found = self._inflight_snapshot().get(task_run_id)
         if found is not None:
-            key, entry = found
+            key, entry, _ = found
             self._send(key, [entry])
+
+    def _lose(self, task_run_id: uuid.UUID, reason: str) -> None:
+        """Finish the future of a run whose outcome can no longer arrive (store lost)."""
+        found = self._inflight_snapshot().get(task_run_id)
+        if found is not None:
+            state = Crashed(message=reason)
+            state.state_details.task_run_id = task_run_id
+            found[2].set_final_state(state)
 
     def _retries_of(self, task_run_id: uuid.UUID) -> int:
         found = self._inflight_snapshot().get(task_run_id)
@@ -278,6 +300,33 @@ class CeleryTaskRunner(TaskRunner):
             context["result_storage"] = self.result_storage.url
             self._context = context
         return self._context
+
+
+def _pack_parameters(task_run: TaskRun, parameters: dict[str, Any]) -> str:
+    """The parameters packed for the envelope; SerializationError names the one that
+    cannot be pickled."""
+    try:
+        return pack(_references_only(parameters))
+    except SerializationError:
+        pass
+    for name, value in parameters.items():
+        try:
+            pack(_references_only({name: value}))
+        except SerializationError as exc:
+            raise SerializationError(
+                f"Parameter {name!r} of task run {task_run.name!r} cannot be sent to a worker: "
+                f"{exc.__cause__ or exc}. Arguments of tasks on the Celery runner must be "
+                "picklable (cloudpickle): pass something the task can rebuild the object from."
+            ) from None
+    raise SerializationError(f"The parameters of task run {task_run.name!r} cannot be pickled.")
+
+
+def _fail(task_run: TaskRun, message: str) -> State[Any]:
+    """Propose Failed for a run that cannot be sent; the accepted (or current) state."""
+    state = Failed(message=message)
+    state.state_details.task_run_id = task_run.id
+    state.state_details.flow_run_id = task_run.flow_run_id
+    return get_store().propose_state(task_run.id, state).state or state
 
 
 def _references_only(parameters: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from engine.exceptions import StoreUnavailable
 from engine.schemas import RunLog
 
 
@@ -26,6 +27,8 @@ class RunStoreHandler(logging.Handler):
                 task_run_id=task_run_id,
             )
             get_store().write_logs([log])
+        except StoreUnavailable:
+            return  # the store is down: the run reports that itself, once, not per line
         except Exception:  # logging must never break the run that logs
             self.handleError(record)
 

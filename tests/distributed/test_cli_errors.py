@@ -49,3 +49,17 @@ def test_a_bad_run_id_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert result.exit_code == 2
     assert "not a flow run id" in result.output
+
+
+def test_flow_run_against_a_dead_redis_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path) -> None:
+    monkeypatch.setenv("CELERITY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    (tmp_path / "dead_redis_flows.py").write_text(
+        "from engine import flow\n\n\n@flow\ndef noop():\n    return 1\n"
+    )
+
+    result = CliRunner().invoke(main, ["flow", "run", f"{tmp_path / 'dead_redis_flows.py'}:noop"])
+
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().startswith("Error: Cannot reach the run store at redis://")
+    assert "Traceback" not in result.output
