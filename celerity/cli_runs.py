@@ -110,7 +110,9 @@ def _read_flow_run(run_id: uuid.UUID) -> Any:
 def runs_ls(limit: int) -> None:
     """List the most recent flow runs, newest first."""
     table = Table(title="Flow runs")
-    for column in ("id", "name", "flow", "state", "start", "duration"):
+    # An id is there to be copied: never folded, whatever the terminal width.
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("name", "flow", "state", "start", "duration"):
         table.add_column(column, overflow="fold")
     for run in _store().list_flow_runs(limit):
         table.add_row(
