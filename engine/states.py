@@ -433,6 +433,8 @@ def return_value_to_state(retval: Any, *_args: Any, **_options: Any) -> State[An
     if isinstance(retval, BaseFuture):
         retval = retval.state
     if isinstance(retval, State):
+        if not retval.has_data():
+            retval.data = None  # a state made by hand, e.g. Completed(message=...)
         return retval
     if isinstance(retval, (list, tuple, set)) and retval:
         if all(isinstance(item, (State, BaseFuture)) for item in retval):

@@ -425,3 +425,19 @@ def nested_submission_flow():
 class TestNestedSubmission:
     def test_tasks_submit_and_map_from_inside_a_task(self):
         assert nested_submission_flow() == ([0, 10, 20], [0, 10])
+
+
+@task
+def returns_bare_completed():
+    return Completed(message="done by hand")
+
+
+@flow
+def bare_completed_flow():
+    state = returns_bare_completed(return_state=True)
+    return state.message, state.result(), returns_bare_completed.submit().result()
+
+
+class TestStatesMadeByHand:
+    def test_a_returned_state_without_data_has_a_none_result(self):
+        assert bare_completed_flow() == ("done by hand", None, None)
