@@ -6,11 +6,12 @@ import copy
 import inspect
 import random
 import uuid
+import warnings
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Generic, TypeVar, overload
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from engine.exceptions import ParameterTypeError
 from engine.utilities.callables import get_call_parameters, is_async_fn, is_async_generator_fn
@@ -60,6 +61,25 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
         return inspect.signature(fn, eval_str=True)
     except Exception:  # an annotation names something not importable here: keep the strings
         return inspect.signature(fn)
+
+
+def _adapter_for(annotation: Any) -> TypeAdapter[Any] | None:
+    """A validator for ``annotation``; other classes are checked with isinstance.
+
+    None when pydantic cannot validate the hint at all (it is then not checked).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic warns about hints that are not types
+        try:
+            return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+        except PydanticUserError:  # models, dataclasses and TypedDicts carry their own config
+            pass
+        except Exception:  # e.g. a hint naming something that is not a type
+            return None
+        try:
+            return TypeAdapter(annotation)
+        except Exception:  # pydantic cannot build a schema for this hint
+            return None
 
 
 def generate_run_name() -> str:
@@ -176,7 +196,9 @@ class Flow(Generic[R]):
                 continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
-            adapters[name] = (TypeAdapter(param.annotation), param.default)
+            adapter = _adapter_for(param.annotation)
+            if adapter is not None:
+                adapters[name] = (adapter, param.default)
         return adapters
 
     def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:

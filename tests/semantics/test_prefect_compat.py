@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from pydantic import BaseModel
 
 from engine import allow_failure, flow, task
 from engine.cache_policies import FLOW_PARAMETERS, INPUTS, TASK_SOURCE, CachePolicy
@@ -10,6 +11,7 @@ from engine.exceptions import (
     CelerityException,
     FailedRun,
     ParameterBindError,
+    ParameterTypeError,
     PausedRun,
     PrefectException,
     SignatureMismatchError,
@@ -441,3 +443,27 @@ def bare_completed_flow():
 class TestStatesMadeByHand:
     def test_a_returned_state_without_data_has_a_none_result(self):
         assert bare_completed_flow() == ("done by hand", None, None)
+
+
+class RunSettings(BaseModel):
+    retries: int = 0
+
+
+class Connection:
+    """A parameter type pydantic knows nothing about."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+@flow
+def arbitrary_type_flow(conn: Connection, check: callable = None, model: RunSettings = None):
+    return conn.name, model.retries if model else None
+
+
+class TestArbitraryParameterTypes:
+    def test_flow_parameters_of_any_class_are_checked_with_isinstance(self):
+        assert arbitrary_type_flow(Connection("db")) == ("db", None)
+        assert arbitrary_type_flow(Connection("db"), model={"retries": "2"}) == ("db", 2)
+        with pytest.raises(ParameterTypeError, match="conn"):
+            arbitrary_type_flow("not a connection")
