@@ -24,11 +24,13 @@ from engine.exceptions import (
 from engine.input import input_model
 from engine.states import Paused, Running, StateType
 from engine.store import get_store
+from engine.utilities.asyncutils import sync_compatible
 
 # Status checks while paused: fast enough for a person or a test, light on Redis.
 _POLL_SECONDS = 0.2
 
 
+@sync_compatible
 def pause_flow_run(
     wait_for_input: Any = None,
     timeout: int = 3600,
@@ -39,6 +41,7 @@ def pause_flow_run(
 
     Raises FlowPauseTimeout (failing the run) when ``timeout`` seconds pass first.
     ``poll_interval`` is accepted for compatibility; status is checked every 0.2 s.
+    In an async flow, ``await pause_flow_run(...)`` (it then waits in a thread).
     """
     flow_ctx = FlowRunContext.get()
     if flow_ctx is None:
@@ -88,6 +91,7 @@ def _received_input(flow_run_id: uuid.UUID, key: str, model: Any, wanted: Any) -
     return value if model is wanted else value.value
 
 
+@sync_compatible
 def resume_flow_run(flow_run_id: uuid.UUID | str, run_input: dict[str, Any] | None = None) -> None:
     """Resume a paused flow run, sending ``run_input`` if it waits for input.
 
@@ -120,6 +124,7 @@ def _check_input(run_input: dict[str, Any] | None, schema: dict[str, Any]) -> No
         )
 
 
+@sync_compatible
 def suspend_flow_run(*args: Any, **kwargs: Any) -> None:
     """Not supported: suspending needs a deployment to reschedule the run from."""
     raise CelerityException(

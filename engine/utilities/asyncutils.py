@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,3 +38,29 @@ def run_coro_sync(coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         return asyncio.run(coro)
     return run_coro_in_thread(coro)
+
+
+def in_async_context() -> bool:
+    """True when called from a coroutine (a loop is running in this thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def sync_compatible(fn: Callable[..., T]) -> Callable[..., Any]:
+    """Make a blocking function awaitable from coroutines, like the seed's helpers.
+
+    Called from sync code it runs and returns its value; called from a
+    coroutine it returns an awaitable that runs it in a helper thread (with the
+    caller's context), so ``await pause_flow_run()`` does not block the loop.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if in_async_context():
+            return asyncio.to_thread(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper

@@ -5,7 +5,7 @@ import datetime
 import pytest
 from pydantic import BaseModel
 
-from engine import allow_failure, flow, task
+from engine import allow_failure, flow, pause_flow_run, resume_flow_run, task
 from engine.cache_policies import FLOW_PARAMETERS, INPUTS, TASK_SOURCE, CachePolicy
 from engine.exceptions import (
     CelerityException,
@@ -17,6 +17,7 @@ from engine.exceptions import (
     SignatureMismatchError,
     UnfinishedRun,
 )
+from engine.input import RunInput
 from engine.states import (
     AwaitingConcurrencySlot,
     Cached,
@@ -467,3 +468,47 @@ class TestArbitraryParameterTypes:
         assert arbitrary_type_flow(Connection("db"), model={"retries": "2"}) == ("db", 2)
         with pytest.raises(ParameterTypeError, match="conn"):
             arbitrary_type_flow("not a connection")
+
+
+class Answer(RunInput):
+    text: str
+
+
+@flow
+async def async_pausing_flow():
+    answer = await pause_flow_run(wait_for_input=Answer, timeout=30)
+    return answer.text
+
+
+class TestAsyncPause:
+    def test_async_flow_awaits_pause_and_resume(self):
+        import asyncio
+        import threading
+
+        outcome = {}
+
+        def run_flow():
+            outcome["value"] = asyncio.run(async_pausing_flow())
+
+        async def resume(run_id):
+            await resume_flow_run(run_id, run_input={"text": "hi"})
+
+        thread = threading.Thread(target=run_flow, daemon=True)
+        thread.start()
+        asyncio.run(resume(_paused_run_id("async-pausing-flow")))
+        thread.join(20)
+        assert outcome["value"] == "hi"
+
+
+def _paused_run_id(flow_name, timeout=20.0):
+    import time
+
+    from engine.store import get_store
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in get_store().list_flow_runs(limit=20):
+            if run.flow_name == flow_name and run.state and run.state.is_paused():
+                return run.id
+        time.sleep(0.05)
+    raise AssertionError(f"no paused run of {flow_name}")
