@@ -25,7 +25,7 @@ from typing import Any
 
 from celery import Celery
 
-from engine.exceptions import EnvelopeRejected
+from engine.exceptions import EnvelopeRejected, ObjectNotFound
 from engine.results import INLINE, ResultStorage, read_result, storage_for_url
 from engine.schemas import TaskRun
 from engine.states import AwaitingRetry, Crashed, Failed, State
@@ -40,7 +40,8 @@ RUN_TASKS = "celerity.run_tasks"
 STALE_MODULE_HINT = (
     " (a worker imports each module once: restart the workers after changing your files)"
 )
-ENVELOPE_VERSION = 1
+# 2: entries carry only the run id and parameters; the worker reads the task run.
+ENVELOPE_VERSION = 2
 
 logger = logging.getLogger("celerity.worker")
 
@@ -160,7 +161,12 @@ def _run_entry(
     storage: ResultStorage | None,
     requeue_later: Requeue | None,
 ) -> bool:
-    task_run = TaskRun.model_validate_json(entry["task_run"])
+    try:
+        task_run = _task_run_of(entry)
+    except ObjectNotFound:
+        logger.error("Task run %s is not in the run store (expired or deleted); skipped.",
+                     entry["id"])
+        return True
     try:
         parameters = resolve_upstream_refs(unpack(entry["parameters"]))
         prefetch_results(parameters)
@@ -230,8 +236,22 @@ def _propose(task_run: TaskRun, state: State[Any], force: bool = False) -> State
 
 def _fail_run(entry: dict[str, Any], reason: str) -> bool:
     logger.error(reason)
-    _propose(TaskRun.model_validate_json(entry["task_run"]), Failed(message=reason))
+    try:
+        _propose(_task_run_of(entry), Failed(message=reason))
+    except ObjectNotFound:
+        logger.error("Task run %s is not in the run store; nothing to fail.", entry["id"])
     return True
+
+
+def _task_run_of(entry: dict[str, Any]) -> TaskRun:
+    """The entry's task run as the store has it (primed for the whole message), stateless."""
+    store = get_store()
+    run_id = uuid.UUID(entry["id"])
+    known = getattr(store, "known_task_run", None)
+    task_run = (known(run_id) if known is not None else None) or store.read_task_run(run_id)
+    # The engine starts from Pending and proposes Running; the stored state
+    # only matters to the compare-and-set, which reads it itself.
+    return task_run.model_copy(update={"state": None})
 
 
 @functools.lru_cache(maxsize=256)

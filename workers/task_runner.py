@@ -79,7 +79,8 @@ class CeleryTaskRunner(TaskRunner):
         self._flow_run_id: uuid.UUID | None = None
         self._context: dict[str, Any] | None = None
         self._task_refs: dict[int, dict[str, Any]] = {}
-        self._inflight: dict[uuid.UUID, tuple[Any, dict[str, Any], BaseFuture[Any]]] = {}
+        # run id -> (message key, packed parameters, future): what a resend needs.
+        self._inflight: dict[uuid.UUID, tuple[Any, str, BaseFuture[Any]]] = {}
         self._inflight_lock = threading.Lock()
         self._reaper: Reaper | None = None
 
@@ -162,13 +163,11 @@ class CeleryTaskRunner(TaskRunner):
     def _entry(
         self, task: Any, task_run: TaskRun, parameters: dict[str, Any]
     ) -> tuple[Any, dict[str, Any]]:
-        # Strings, not nested dicts: thousands of entries wait in memory for
-        # their runs to finish (the reaper may need to send them again).
-        entry = {
-            "id": str(task_run.id),
-            "task_run": task_run.model_dump_json(exclude={"state"}),
-            "parameters": _pack_parameters(task_run, parameters),
-        }
+        # Only the id and the parameters: the worker reads the task run itself
+        # from the store (in the one MGET it makes per message anyway), and
+        # thousands of entries' parameters wait in memory here until their
+        # runs finish, in case the reaper must send them again.
+        entry = {"id": str(task_run.id), "parameters": _pack_parameters(task_run, parameters)}
         queue = route_for(task.queue, task_run.tags, self.settings)
         return (id(self), id(task), queue, task), entry
 
@@ -178,7 +177,7 @@ class CeleryTaskRunner(TaskRunner):
         # Kept until the run finishes, so that the reaper can send it again if
         # its worker is lost.
         with self._inflight_lock:
-            self._inflight[task_run_id] = (key, entry, future)
+            self._inflight[task_run_id] = (key, entry["parameters"], future)
         future.add_done_callback(self._forget)
 
     # --- continuations ------------------------------------------------------------------------
@@ -258,8 +257,8 @@ class CeleryTaskRunner(TaskRunner):
     def _resend(self, task_run_id: uuid.UUID) -> None:
         found = self._inflight_snapshot().get(task_run_id)
         if found is not None:
-            key, entry, _ = found
-            self._send(key, [entry])
+            key, parameters, _ = found
+            self._send(key, [{"id": str(task_run_id), "parameters": parameters}])
 
     def _lose(self, task_run_id: uuid.UUID, reason: str) -> None:
         """Finish the future of a run whose outcome can no longer arrive (store lost)."""

@@ -428,6 +428,14 @@ class RedisRunStore(RunStore):
             if holder is not None
         }
 
+    def known_task_run(self, run_id: uuid.UUID) -> TaskRun | None:
+        """The task run as this process last primed or wrote it (no read); None if unknown."""
+        raw = self._known.get(run_id)
+        if raw is None:
+            return None
+        kind, run = _decode_run(raw)
+        return run if kind == "task" else None  # type: ignore[return-value]
+
     def runs_with_leases(
         self, run_ids: list[uuid.UUID]
     ) -> list[tuple[FlowRun | TaskRun | None, str | None]]:

@@ -14,6 +14,7 @@ from kombu.serialization import register
 from broker_config.celery_config import ENVELOPE_CONTENT_TYPE
 from engine import flow, task
 from engine.store import get_store
+from workers.execution import ENVELOPE_VERSION
 
 from .fleet import Fleet, running_fleet
 
@@ -76,10 +77,10 @@ def _evil_envelope(marker: str) -> dict:
     payload = base64.b64encode(pickle.dumps(MarkerOnUnpickle(marker))).decode()
     run_id = str(uuid.uuid4())
     return {
-        "v": 1,
+        "v": ENVELOPE_VERSION,
         "task": {"name": "evil", "ref": {"pickle": payload}},
         "context": {},
-        "runs": [{"id": run_id, "task_run": "{}", "parameters": payload}],
+        "runs": [{"id": run_id, "parameters": payload}],
     }
 
 
@@ -118,7 +119,9 @@ class TestEnvelopeVerification:
             import json
 
             signed = signer.sign(json.dumps(body).encode())
-            return signed.replace(b'"v": 1', b'"v":  1')  # one byte changes, signature stays
+            altered = signed.replace(b'"v": ', b'"v":  ', 1)  # one byte more, same signature
+            assert altered != signed
+            return altered
 
         register(
             "celerity-tampered",
