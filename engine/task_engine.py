@@ -66,34 +66,37 @@ def resolve_inputs(parameters: dict[str, Any]) -> tuple[dict[str, Any], list[Sta
     ``allow_failure`` upstreams contribute their exception; ``quote`` is passed as-is.
     """
     failed: list[State[Any]] = []
-
-    def value_of(state: State[Any], allowed: bool) -> Any:
-        if state.is_completed():
-            return state.result()
-        if allowed:
-            return state.result(raise_on_failure=False)
-        failed.append(state)
-        return None
-
-    def resolve(expr: Any, allowed: bool) -> Any:
-        def visit(item: Any) -> Any:
-            if isinstance(item, quote):
-                return item.unwrap()
-            if isinstance(item, allow_failure):
-                return resolve(item.value, True)
-            if isinstance(item, unmapped):
-                return resolve(item.value, allowed)
-            if isinstance(item, BaseFuture):
-                item.wait()
-                return value_of(item.state, allowed)
-            if isinstance(item, State):
-                return value_of(item, allowed)
-            return item
-
-        return visit_collection(expr, visit)
-
-    resolved = {name: resolve(value, False) for name, value in parameters.items()}
+    resolved = {name: _resolve(value, False, failed) for name, value in parameters.items()}
     return resolved, failed
+
+
+def _resolve(expr: Any, allowed: bool, failed: list[State[Any]]) -> Any:
+    # Module functions rather than closures that call each other: those would
+    # form a reference cycle per task run, left for the garbage collector.
+    def visit(item: Any) -> Any:
+        if isinstance(item, quote):
+            return item.unwrap()
+        if isinstance(item, allow_failure):
+            return _resolve(item.value, True, failed)
+        if isinstance(item, unmapped):
+            return _resolve(item.value, allowed, failed)
+        if isinstance(item, BaseFuture):
+            item.wait()
+            return _value_of(item.state, allowed, failed)
+        if isinstance(item, State):
+            return _value_of(item, allowed, failed)
+        return item
+
+    return visit_collection(expr, visit)
+
+
+def _value_of(state: State[Any], allowed: bool, failed: list[State[Any]]) -> Any:
+    if state.is_completed():
+        return state.result()
+    if allowed:
+        return state.result(raise_on_failure=False)
+    failed.append(state)
+    return None
 
 
 def upstream_futures(expr: Any) -> list[BaseFuture[Any]]:
@@ -699,27 +702,29 @@ def begin_task_run(
 def failed_upstreams(parameters: dict[str, Any], wait_for: Any = None) -> list[State[Any]]:
     """States of finished upstreams that did not complete and are not ``allow_failure``."""
     failed: list[State[Any]] = []
-
-    def check(expr: Any, allowed: bool) -> Any:
-        def visit(item: Any) -> Any:
-            if isinstance(item, quote):
-                return item
-            if isinstance(item, allow_failure):
-                check(item.value, True)
-                return None  # already checked: don't descend again
-            if isinstance(item, BaseFuture):
-                # Cheap check first: a big fan-in should not build every state.
-                if not allowed and not item.completed():
-                    failed.append(item.state)
-                return None
-            if isinstance(item, State):
-                if not allowed and not item.is_completed():
-                    failed.append(item)
-                return None  # a state is a leaf: don't descend into it
-            return item
-
-        visit_collection(expr, visit)
-
-    check(parameters, False)
-    check(wait_for, False)
+    _collect_failed(parameters, False, failed)
+    _collect_failed(wait_for, False, failed)
     return failed
+
+
+def _collect_failed(expr: Any, allowed: bool, failed: list[State[Any]]) -> None:
+    # A module function, not a closure that calls itself: such a closure is a
+    # reference cycle, and one per task run waits for the garbage collector.
+    def visit(item: Any) -> Any:
+        if isinstance(item, quote):
+            return item
+        if isinstance(item, allow_failure):
+            _collect_failed(item.value, True, failed)
+            return None  # already checked: don't descend again
+        if isinstance(item, BaseFuture):
+            # Cheap check first: a big fan-in should not build every state.
+            if not allowed and not item.completed():
+                failed.append(item.state)
+            return None
+        if isinstance(item, State):
+            if not allowed and not item.is_completed():
+                failed.append(item)
+            return None  # a state is a leaf: don't descend into it
+        return item
+
+    visit_collection(expr, visit)

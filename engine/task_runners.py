@@ -22,7 +22,10 @@ from engine.schemas import TaskRun
 from engine.states import Crashed, NotReady, State
 from engine.store import get_store
 
-MAP_CHUNK_SIZE = 1000
+# Run records of a map are built, stored and handed on this many at a time: big
+# enough that a round trip carries many, small enough that a chunk in flight
+# costs little next to the futures of a large map.
+MAP_CHUNK_SIZE = 250
 
 
 class TaskRunner(ABC):
@@ -122,8 +125,9 @@ class TaskRunner(ABC):
             self._release(task, task_run, parameters, wait_for, future, context)
 
         gate = Gate(len(upstreams), release)
+        one_done = gate.one_done  # one bound method for every upstream, not one each
         for upstream in upstreams:
-            upstream.add_done_callback(gate.one_done)
+            upstream.add_done_callback(one_done)
         gate.check()
 
     def _release(

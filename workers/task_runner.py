@@ -82,6 +82,8 @@ class CeleryTaskRunner(TaskRunner):
         # run id -> (message key, packed parameters, future): what a resend needs.
         self._inflight: dict[uuid.UUID, tuple[Any, str, BaseFuture[Any]]] = {}
         self._inflight_lock = threading.Lock()
+        # Bound once: every in-flight future holds this same callback object.
+        self._forget_when_done = self._forget
         self._reaper: Reaper | None = None
 
     def duplicate(self) -> CeleryTaskRunner:
@@ -178,7 +180,7 @@ class CeleryTaskRunner(TaskRunner):
         # its worker is lost.
         with self._inflight_lock:
             self._inflight[task_run_id] = (key, entry["parameters"], future)
-        future.add_done_callback(self._forget)
+        future.add_done_callback(self._forget_when_done)
 
     # --- continuations ------------------------------------------------------------------------
 
@@ -232,8 +234,9 @@ class CeleryTaskRunner(TaskRunner):
             self._settle_deferred(task_run, parameters, wait_for, future)
 
         gate = Gate(len(upstreams), settle)
+        one_done = gate.one_done  # one bound method for every upstream, not one each
         for upstream in upstreams:
-            upstream.add_done_callback(gate.one_done)
+            upstream.add_done_callback(one_done)
         gate.check()
         return True
 
