@@ -19,7 +19,7 @@ from pydantic_core import to_jsonable_python
 
 from engine.context import FlowRunContext, TagsContext
 from engine.exceptions import Abort, FlowRunTimeoutError, ObjectNotFound, ParameterTypeError
-from engine.futures import resolve_futures_to_results, resolve_futures_to_states
+from engine.futures import resolve_futures_to_states
 from engine.logging import get_run_logger, patch_print
 from engine.orchestration import SetStateStatus
 from engine.results import ResultStorage
@@ -176,9 +176,9 @@ class FlowRunEngine:
 
     def handle_success(self, retval: Any) -> None:
         """The function returned: Completed, or the combination of returned states."""
+        # Returned futures become their states, and the caller gets those
+        # states back (the seed API's aggregate rule), not their values.
         state = return_value_to_state(resolve_futures_to_states(retval))
-        if state.is_completed() and state.name != "Cached" and not _is_state(retval):
-            state.data = resolve_futures_to_results(retval)
         self._persist(state)
         self.set_state(state)
         log = self.logger.info if state.is_completed() else self.logger.error
@@ -298,10 +298,6 @@ class FlowRunEngine:
         if return_type == "state":
             return self.state
         return self.state.result()
-
-
-def _is_state(value: Any) -> bool:
-    return isinstance(value, State)
 
 
 def _storage_option(flow: Any) -> ResultStorage | None:

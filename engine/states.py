@@ -423,42 +423,64 @@ def exception_to_crashed_state(exc: BaseException) -> State[Any]:
 def return_value_to_state(retval: Any, *_args: Any, **_options: Any) -> State[Any]:
     """The final state for a run that returned ``retval``.
 
-    A returned state is used as-is; a returned future contributes its state; a
-    collection of states is combined (any failed: Failed, "x/y states failed").
-    The seed API's ``result_store`` / ``key`` / ``write_result`` options are
+    - a state made by hand (no run ids, e.g. ``Completed(message=...)``) is used as-is;
+    - a run's state, or a list / tuple / set of them, is combined by the aggregate
+      rule (``combine_final_states``) and becomes the new state's data, so the
+      caller gets the states back, as in the seed API;
+    - anything else completes with the value.
+
+    Callers resolve futures to states first (a bare future is tolerated). The
+    seed API's ``result_store`` / ``key`` / ``write_result`` options are
     accepted and ignored.
     """
     from engine.futures import BaseFuture
 
     if isinstance(retval, BaseFuture):
         retval = retval.state
-    if isinstance(retval, State):
+    if isinstance(retval, State) and _made_by_hand(retval):
         if not retval.has_data():
-            retval.data = None  # a state made by hand, e.g. Completed(message=...)
+            retval.data = None  # e.g. Completed(message=...) has a None result
         return retval
-    if isinstance(retval, (list, tuple, set)) and retval:
-        if all(isinstance(item, (State, BaseFuture)) for item in retval):
-            states = [item.state if isinstance(item, BaseFuture) else item for item in retval]
-            return combine_final_states(states, retval)
+    if isinstance(retval, State):
+        return combine_final_states([retval], retval)
+    if is_state_iterable(retval):
+        return combine_final_states(list(retval), retval)
     return Completed(data=retval)
 
 
+def _made_by_hand(state: State[Any]) -> bool:
+    details = state.state_details
+    return details.flow_run_id is None and details.task_run_id is None
+
+
 def combine_final_states(states: list[State[Any]], data: Any) -> State[Any]:
-    """One state for many: Failed if any did not complete, else Completed."""
+    """One state for many, holding ``data``: Completed only if all completed.
+
+    Otherwise Cancelled if any was cancelled, Paused if any paused, else Failed;
+    the message counts the states that decided it ("1/2 states failed.").
+    """
     total = len(states)
-    failed = sum(1 for s in states if s.is_failed() or s.is_crashed())
-    cancelled = sum(1 for s in states if s.is_cancelled())
-    not_final = sum(1 for s in states if not s.is_final())
-    if failed or cancelled or not_final:
-        parts = []
-        if failed:
-            parts.append(f"{failed}/{total} states failed.")
-        if cancelled:
-            parts.append(f"{cancelled}/{total} states cancelled.")
-        if not_final:
-            parts.append(f"{not_final}/{total} states are not final.")
-        type_ = StateType.CANCELLED if cancelled and not failed else StateType.FAILED
-        return State(type=type_, message=" ".join(parts), data=states)
-    return Completed(
-        message="All states completed.", data=data if isinstance(data, list) else states
-    )
+    counts = {
+        kind: sum(1 for state in states if test(state)) for kind, test in _STATE_TESTS.items()
+    }
+    if counts["completed"] == total:
+        return Completed(message="All states completed.", data=data)
+    for kind, type_ in (("cancelled", StateType.CANCELLED), ("paused", StateType.PAUSED)):
+        if counts[kind]:
+            return State(type=type_, message=f"{counts[kind]}/{total} states {kind}.", data=data)
+    if counts["failed"]:
+        message = f"{counts['failed']}/{total} states failed."
+    elif counts["not final"]:
+        message = f"{counts['not final']}/{total} states are not final."
+    else:
+        message = "Given states: " + ", ".join(sorted({s.type.value for s in states}))
+    return State(type=StateType.FAILED, message=message, data=data)
+
+
+_STATE_TESTS: dict[str, Any] = {
+    "completed": lambda s: s.is_completed(),
+    "cancelled": lambda s: s.is_cancelled(),
+    "paused": lambda s: s.is_paused(),
+    "failed": lambda s: s.is_failed() or s.is_crashed(),
+    "not final": lambda s: not s.is_final(),
+}

@@ -3,7 +3,7 @@
 import pytest
 
 from engine import flow
-from engine.states import Completed, Failed
+from engine.states import Completed, Failed, State
 
 from . import _helpers as h
 from ._tasks import add, fail_task
@@ -88,14 +88,19 @@ class TestFinalFlowState:
         assert state.is_failed()
         assert "1/2 states failed" in state.message
 
-    def test_returned_completed_futures_give_values(self):
-        assert all_completed_futures_flow() == [2, 4]
+    def test_returned_completed_futures_give_their_states(self):
+        # As in the seed API: the caller gets the task runs' states, not values
+        returned = all_completed_futures_flow()
+        assert all(isinstance(item, State) and item.is_completed() for item in returned)
+        assert [item.result() for item in returned] == [2, 4]
         state = all_completed_futures_flow(return_state=True)
         assert state.is_completed()
+        assert state.message == "All states completed."
         assert h.names(state.state_details.flow_run_id) == ["Pending", "Running", "Completed"]
 
     def test_single_returned_future(self):
-        assert single_completed_future_flow() == 42
+        returned = single_completed_future_flow()
+        assert isinstance(returned, State) and returned.result() == 42
         state = single_failed_future_flow(return_state=True)
         assert state.is_failed()
         with pytest.raises(ValueError, match="single failed"):
