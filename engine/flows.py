@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import random
 import uuid
@@ -14,7 +13,12 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from engine.exceptions import ParameterTypeError
-from engine.utilities.callables import get_call_parameters, is_async_fn, is_async_generator_fn
+from engine.utilities.callables import (
+    BindsAsMethod,
+    get_call_parameters,
+    is_async_fn,
+    is_async_generator_fn,
+)
 
 R = TypeVar("R")
 Hook = Callable[..., Any]
@@ -87,7 +91,7 @@ def generate_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}"
 
 
-class Flow(Generic[R]):
+class Flow(BindsAsMethod, Generic[R]):
     """A function whose calls become tracked flow runs; tasks submitted inside are its children."""
 
     def __init__(
@@ -262,19 +266,6 @@ class Flow(Generic[R]):
         return run_flow(
             self, parameters, wait_for=wait_for, return_type="state" if return_state else "result"
         )
-
-    @property
-    def isasync(self) -> bool:
-        """True for ``async def`` flows (the seed's name for ``is_async``)."""
-        return self.is_async
-
-    def __get__(self, instance: Any, owner: Any = None) -> Flow[R]:
-        """As a method: a copy bound to ``instance``, so ``obj.method(x)`` passes ``self``."""
-        if instance is None:
-            return self
-        bound = copy.copy(self)
-        bound.fn = self.fn.__get__(instance, owner)
-        return bound
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime
 import inspect
 import uuid
@@ -16,6 +15,7 @@ from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, Mis
 from engine.futures import BaseFuture, FutureList
 from engine.task_engine_types import ReturnType
 from engine.utilities.callables import (
+    BindsAsMethod,
     get_call_parameters,
     is_async_fn,
     is_async_generator_fn,
@@ -50,7 +50,7 @@ def _normalise_delays(retries: int, delay: Any) -> float | list[float]:
     return float(delay or 0)
 
 
-class Task(Generic[R]):
+class Task(BindsAsMethod, Generic[R]):
     """A function whose calls become tracked task runs.
 
     Call it to run inline, ``submit`` it for a future, ``map`` it over iterables.
@@ -240,19 +240,6 @@ class Task(Generic[R]):
             futures.wait()
             return [future.state for future in futures]
         return futures
-
-    @property
-    def isasync(self) -> bool:
-        """True for ``async def`` tasks (the seed's name for ``is_async``)."""
-        return self.is_async
-
-    def __get__(self, instance: Any, owner: Any = None) -> Task[R]:
-        """As a method: a copy bound to ``instance``, so ``obj.method(x)`` passes ``self``."""
-        if instance is None:
-            return self
-        bound = copy.copy(self)
-        bound.fn = self.fn.__get__(instance, owner)
-        return bound
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"

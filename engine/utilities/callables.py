@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -64,3 +65,25 @@ def is_generator_fn(fn: Callable[..., Any]) -> bool:
 def is_async_generator_fn(fn: Callable[..., Any]) -> bool:
     """True for ``async def`` functions containing ``yield``."""
     return inspect.isasyncgenfunction(inspect.unwrap(fn))
+
+
+class BindsAsMethod:
+    """Lets a decorated function (a Flow or Task, with ``fn`` and ``is_async``) be a method.
+
+    ``obj.method(x)`` then gets a copy bound to ``obj``, so ``self`` is passed.
+    """
+
+    fn: Callable[..., Any]
+    is_async: bool
+
+    @property
+    def isasync(self) -> bool:
+        """True for ``async def`` functions (the seed's name for ``is_async``)."""
+        return self.is_async
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.fn = self.fn.__get__(instance, owner)
+        return bound
