@@ -12,19 +12,13 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.pretty import pretty_repr
 from rich.table import Table
 
 from broker_config.settings import ENV_PREFIX, CeleritySettings, masked_settings
 from celerity import cli_fleet, cli_runs
-from celerity.cli_common import UsageFailure, redis_errors
+from celerity.cli_common import UsageFailure, console, redis_errors
 from celerity.loading import LoadError, load_target, parse_params
-
-
-def _console(stderr: bool = False) -> Console:
-    # Built per call so that click's CliRunner, which swaps sys.stdout, sees the output.
-    return Console(stderr=stderr, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,7 +74,7 @@ def config_show(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(values, indent=2))
     else:
-        _console().print(_settings_table(values))
+        console().print(_settings_table(values))
 
 
 # --- flow ------------------------------------------------------------------------
@@ -121,11 +115,11 @@ def _call_flow(flow_obj: Any, params: dict[str, Any]) -> Any:
 
 
 def _print_final_state(state: Any) -> None:
-    console = _console()
-    console.print(f"Flow run finished: [bold]{state.name}[/bold] (type {state.type.value})")
+    out = console()
+    out.print(f"Flow run finished: [bold]{state.name}[/bold] (type {state.type.value})")
     result = pretty_repr(state.result(raise_on_failure=False))
     # markup=False: a result's repr may contain "[...]" that rich would eat.
-    console.print(f"Result: {result}", markup=False)
+    out.print(f"Result: {result}", markup=False)
 
 
 @flow.command("run")

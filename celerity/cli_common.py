@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,9 +29,18 @@ class UsageFailure(click.ClickException):
     exit_code = 2
 
 
+# Piped output (a script, a log, a test) has no terminal width; rich would
+# assume 80 columns and fold table cells ("Compl" / "eted"), which breaks grep.
+PIPED_WIDTH = 240
+
+
 def console(stderr: bool = False) -> Console:
-    """A rich console on the current stdout (built per call so CliRunner sees the output)."""
-    return Console(stderr=stderr, soft_wrap=True)
+    """A rich console on the current stdout (built per call so CliRunner sees the output).
+
+    On a terminal it takes the terminal's width; piped, a wide one (or ``COLUMNS``).
+    """
+    piped = not Console(stderr=stderr).is_terminal and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, soft_wrap=True, width=PIPED_WIDTH if piped else None)
 
 
 def broker_settings() -> CeleritySettings:

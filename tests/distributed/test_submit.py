@@ -129,3 +129,20 @@ def test_a_paused_submitted_run_is_resumed_from_the_cli(
         assert final.result() == "12 approved"
     finally:
         store.close()
+
+
+def test_piped_tables_do_not_fold_cells(fleet: Fleet, flows_dir: Path) -> None:
+    # Given a finished flow run, and a CLI whose output goes to a pipe with no COLUMNS
+    run_id, _ = submit_and_wait(fleet, flows_dir, "--param", "x=2")
+    env = {k: v for k, v in fleet.env.items() if k != "COLUMNS"}
+
+    # When its runs are listed and shown
+    for args in (("runs", "ls"), ("runs", "show", str(run_id))):
+        result = subprocess.run(fleet.command(*args), env=env, capture_output=True, text=True,
+                                timeout=60, check=False)
+        assert result.returncode == 0, explain(result, fleet)
+        # Then each run is one line that a script can grep, its state whole
+        marker = "square" if args[1] == "show" else str(run_id)
+        lines = [line for line in result.stdout.splitlines() if marker in line]
+        assert len(lines) == (2 if args[1] == "show" else 1), result.stdout
+        assert all("Completed" in line for line in lines), result.stdout
