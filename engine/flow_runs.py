@@ -122,6 +122,42 @@ def _check_input(run_input: dict[str, Any] | None, schema: dict[str, Any]) -> No
         raise ValueError(
             f"Run input does not match the schema: missing {missing}, unknown {unknown}."
         )
+    properties = schema.get("properties", {})
+    wrong = [name for name, value in run_input.items() if not _fits(value, properties[name])]
+    if wrong:
+        details = ", ".join(f"{name!r} (got {run_input[name]!r})" for name in wrong)
+        raise ValueError(f"Run input does not match the schema: wrong type for {details}.")
+
+
+# JSON schema types, checked strictly as JSON validators do (``"3"`` is not an integer).
+_JSON_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "array": (list, tuple),
+    "object": dict,
+    "null": type(None),
+}
+
+
+def _fits(value: Any, schema: dict[str, Any]) -> bool:
+    """Whether ``value`` has a JSON type ``schema`` allows (refs and unknown types pass)."""
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        return any(_fits(value, option) for option in options)
+    wanted = schema.get("type")
+    if wanted is None:
+        return True
+    for name in wanted if isinstance(wanted, list) else [wanted]:
+        python_type = _JSON_TYPES.get(name)
+        if python_type is None:
+            return True
+        if isinstance(value, bool) and name in ("integer", "number"):
+            continue
+        if isinstance(value, python_type):
+            return True
+    return False
 
 
 @sync_compatible

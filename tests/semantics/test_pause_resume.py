@@ -87,6 +87,16 @@ class TestPauseResume:
         thread.join(20)
         assert outcome["state"].result() == (2, False, "")
 
+    def test_resume_with_input_of_the_wrong_type_is_refused(self):
+        thread, outcome = _start(needs_approval, 1)
+        run_id = _paused_run_id("needs-approval")
+        with pytest.raises(ValueError, match="wrong type for 'approved'"):
+            resume_flow_run(run_id, run_input={"approved": "not-a-bool"})
+        assert get_store().read_flow_run(run_id).state.is_paused()
+        resume_flow_run(run_id, run_input={"approved": True, "note": "ok"})
+        thread.join(20)
+        assert outcome["state"].result() == (2, True, "ok")
+
     def test_plain_pause_and_resume(self):
         thread, outcome = _start(plain_pause)
         resume_flow_run(_paused_run_id("plain-pause"))
