@@ -22,8 +22,11 @@ def get_call_parameters(
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
         name = getattr(fn, "__name__", repr(fn))
+        shown = str(signature).strip("()")
         raise ParameterBindError(
-            f"Error binding parameters for function {name!r}: {exc}."
+            f"Error binding parameters for function {name!r}: {exc}.\n"
+            f"Function {name!r} has signature '{shown}' but received args: {args}"
+            f" and kwargs: {list(kwargs)}."
         ) from None
     if apply_defaults:
         bound.apply_defaults()

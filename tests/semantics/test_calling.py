@@ -182,5 +182,13 @@ class TestWrongArguments:
         with pytest.raises(ParameterBindError, match="beta_value"):
             needs_two_flow(alpha=1)
 
+    def test_bind_error_shows_signature_and_received_arguments(self):
+        with pytest.raises(TypeError) as info:
+            needs_two_flow(1, gamma_extra=3)
+        assert str(info.value).endswith(
+            "Function 'needs_two_flow' has signature 'alpha, beta_value'"
+            " but received args: (1,) and kwargs: ['gamma_extra']."
+        )
+
     def test_task_bind_error_inside_flow(self):
         assert "beta_value" in bind_error_in_flow()
