@@ -274,17 +274,21 @@ class FlowRunEngine:
         runner = self.flow.task_runner.duplicate()
         self.task_runner = runner
         self.result_storage = getattr(runner, "result_storage", None) or _storage_option(self.flow)
+        log_prints = self.flow.log_prints
+        if log_prints is None:  # unset: a subflow follows its parent flow run, as in Prefect
+            parent = FlowRunContext.get()
+            log_prints = bool(parent and parent.log_prints)
         self._context = FlowRunContext(
             flow=self.flow,
             flow_run=self.flow_run,
             parameters=self.parameters,
             task_runner=runner,
             result_storage=self.result_storage,
-            log_prints=bool(self.flow.log_prints),
+            log_prints=log_prints,
         )
         with ExitStack() as stack:
             stack.enter_context(self._context)
-            stack.enter_context(patch_print(bool(self.flow.log_prints)))
+            stack.enter_context(patch_print(log_prints))
             stack.enter_context(_outside_task_context())
             stack.enter_context(runner)
             yield

@@ -51,6 +51,28 @@ def not_printing_flow(marker):
     return FlowRunContext.get().flow_run.id
 
 
+@flow
+def printing_subflow(marker):
+    print(f"subflow-print-{marker}")
+    return FlowRunContext.get().flow_run.id
+
+
+@flow(log_prints=True)
+def parent_of_printing_subflow(marker):
+    return printing_subflow(marker)
+
+
+@flow(log_prints=False)
+def quiet_subflow(marker):
+    print(f"quiet-subflow-print-{marker}")
+    return FlowRunContext.get().flow_run.id
+
+
+@flow(log_prints=True)
+def parent_of_quiet_subflow(marker):
+    return quiet_subflow(marker)
+
+
 class TestRunLogger:
     def test_flow_and_task_logs_reach_store_with_run_ids(self, key):
         flow_run_id, task_run_id = logging_flow(key)
@@ -98,3 +120,11 @@ class TestLogPrints:
         flow_run_id = not_printing_flow(key)
         assert not any(f"quiet-print-{key}" in m for m in h.log_messages(flow_run_id))
         assert f"quiet-print-{key}" in capsys.readouterr().out
+
+    def test_subflow_without_setting_follows_parent_log_prints(self, key):
+        subflow_run_id = parent_of_printing_subflow(key)
+        assert f"subflow-print-{key}" in h.log_messages(subflow_run_id)
+
+    def test_subflow_log_prints_false_wins_over_parent(self, key):
+        subflow_run_id = parent_of_quiet_subflow(key)
+        assert not any(f"quiet-subflow-print-{key}" in m for m in h.log_messages(subflow_run_id))
