@@ -161,8 +161,10 @@ class FlowRunEngine:
     def begin_run(self) -> bool:
         """Validate parameters and move to Running; False if the run must not execute."""
         if self.validation_error is not None:
-            self.logger.error("%s", self.validation_error)
-            self.set_state(Failed(message=str(self.validation_error), data=self.validation_error))
+            # Prefect's wording, so code that reads the state message ports unchanged
+            message = f"Validation of flow parameters failed with error: {self.validation_error}"
+            self.logger.error("%s", message)
+            self.set_state(Failed(message=message, data=self.validation_error))
             self.run_hooks(self.flow.on_failure_hooks)
             return False
         if self.set_state(Running()).type != StateType.RUNNING:

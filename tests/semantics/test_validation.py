@@ -58,6 +58,7 @@ class TestParameterValidation:
         state = typed_recording_flow(key, "not-a-number", return_state=True)
         assert state.is_failed()
         assert "count" in state.message
+        assert state.message.startswith("Validation of flow parameters failed with error: ")
         assert recorded(key) == []
         names = h.names(state.state_details.flow_run_id)
         assert names[-1] == "Failed"
