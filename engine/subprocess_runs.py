@@ -51,12 +51,16 @@ def run_flow_in_subprocess(
     from engine.flow_engine import jsonable_parameters
 
     parameters = dict(parameters or {})
+    context = context or serialize_context()
     if flow_run is None:
         state = Pending()
         flow_run = FlowRun(
             name=flow.resolve_run_name(parameters, uuid.uuid4()),
             flow_name=flow.name,
+            flow_version=flow.version,
             parameters=jsonable_parameters(parameters),
+            # the tags the child would apply: the context's and the flow's own
+            tags=sorted(set(context.get("tags") or ()) | set(flow.tags)),
             state=state,
         )
         state.state_details.flow_run_id = flow_run.id
@@ -68,7 +72,7 @@ def run_flow_in_subprocess(
             "flow": to_reference(flow),
             "flow_run": flow_run.model_dump(mode="json"),
             "parameters": parameters,
-            "context": context or serialize_context(),
+            "context": context,
             "export": export_path,
         }
     )

@@ -12,8 +12,9 @@ API assumptions (stated in the issue as provisional):
 
 import multiprocessing.process
 
-from engine import flow
+from engine import flow, tags
 from engine.flow_engine import read_subprocess_result, run_flow_in_subprocess
+from engine.store import get_store
 
 from ._tasks import subprocess_add_flow, subprocess_failing_flow
 
@@ -59,3 +60,10 @@ class TestRunFlowInSubprocess:
         exitcode, value = parent_of_subprocess_flow(9)
         assert exitcode == 0
         assert value == 10
+
+    def test_flow_run_carries_the_tags_of_the_caller(self):
+        with tags("from-the-caller"):
+            process = run_flow_in_subprocess(subprocess_add_flow, parameters={"x": 1, "y": 1})
+        process.join(timeout=60)
+        assert read_subprocess_result(process).result() == 2
+        assert "from-the-caller" in get_store().read_flow_run(process.flow_run_id).tags
