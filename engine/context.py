@@ -149,7 +149,9 @@ def get_run_context() -> TaskRunContext | FlowRunContext:
     flow_ctx = FlowRunContext.get()
     if flow_ctx is not None:
         return flow_ctx
-    raise MissingContextError("No run context available: call this from inside a flow or task run.")
+    raise MissingContextError(
+        "No run context available. You are not in a flow or task run context."
+    )
 
 
 @contextmanager

@@ -107,7 +107,9 @@ class TestFlowRunContext:
         assert TaskRunContext.get() is None
 
     def test_get_run_context_outside_run_raises(self):
-        with pytest.raises(MissingContextError):
+        with pytest.raises(
+            MissingContextError, match=r"^No run context available\. You are not in a flow or task"
+        ):
             get_run_context()
         assert issubclass(MissingContextError, RuntimeError)
 
