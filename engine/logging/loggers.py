@@ -124,10 +124,10 @@ _original_print = builtins.print
 
 
 def _print_as_log(*args: Any, **kwargs: Any) -> None:
-    # Only prints to stdout inside a run with log_prints on become log records;
-    # prints to files, or outside such runs, behave as usual.
+    # Only prints to stdout or stderr inside a run with log_prints on become log
+    # records (as in Prefect); prints to files, or outside such runs, behave as usual.
     target = kwargs.get("file")
-    if not _print_to_log.get() or target not in (None, sys.stdout):
+    if not _print_to_log.get() or target not in (None, sys.stdout, sys.stderr):
         _original_print(*args, **kwargs)
         return
     buffer = io.StringIO()
@@ -140,7 +140,7 @@ def _print_as_log(*args: Any, **kwargs: Any) -> None:
 
 @contextmanager
 def patch_print(enabled: bool) -> Iterator[None]:
-    """Inside the block, ``print`` to stdout goes to the run logger when ``enabled``."""
+    """Inside the block, ``print`` to stdout or stderr goes to the run logger when ``enabled``."""
     # Replacing builtins.print once for the process is what makes prints in any
     # module visible; the contextvar keeps the effect to this run's threads.
     if builtins.print is not _print_as_log:

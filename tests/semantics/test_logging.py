@@ -1,6 +1,7 @@
 """Spec item 11: run loggers, log shipping to the store, log_prints."""
 
 import logging
+import sys
 
 import pytest
 
@@ -43,6 +44,14 @@ def printing_task(marker):
 def printing_flow(marker):
     print(f"flow-print-{marker}")
     return FlowRunContext.get().flow_run.id, printing_task(marker)
+
+
+@flow(log_prints=True)
+def printing_to_stderr_and_file_flow(marker, path):
+    print(f"stderr-print-{marker}", file=sys.stderr)
+    with open(path, "w") as handle:
+        print(f"file-print-{marker}", file=handle)
+    return FlowRunContext.get().flow_run.id
 
 
 @flow
@@ -128,3 +137,11 @@ class TestLogPrints:
     def test_subflow_log_prints_false_wins_over_parent(self, key):
         subflow_run_id = parent_of_quiet_subflow(key)
         assert not any(f"quiet-subflow-print-{key}" in m for m in h.log_messages(subflow_run_id))
+
+    def test_prints_to_stderr_captured_but_not_to_files(self, key, tmp_path):
+        path = tmp_path / "printed.txt"
+        flow_run_id = printing_to_stderr_and_file_flow(key, str(path))
+        messages = h.log_messages(flow_run_id)
+        assert f"stderr-print-{key}" in messages
+        assert not any(f"file-print-{key}" in m for m in messages)
+        assert path.read_text() == f"file-print-{key}\n"
