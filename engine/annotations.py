@@ -19,6 +19,10 @@ class BaseAnnotation(Generic[T]):
         """The wrapped value."""
         return self.value
 
+    def rewrap(self, value: T) -> BaseAnnotation[T]:
+        """The same annotation around another value."""
+        return type(self)(value)
+
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.value == other.value
 
@@ -48,6 +52,10 @@ class allow_failure(BaseAnnotation[T]):
 
 class quote(BaseAnnotation[T]):
     """Pass the value as-is: futures and states inside it are not resolved."""
+
+    def unquote(self) -> T:
+        """The quoted value."""
+        return self.unwrap()
 
 
 NotSet: Any = type("NotSetType", (), {"__repr__": lambda self: "NotSet"})()

@@ -307,6 +307,12 @@ class TestMapAnnotations:
     def test_allow_failure_future_is_passed_whole_to_every_mapped_run(self):
         assert map_with_allowed_failure_flow() == [(1, "ValueError"), (2, "ValueError")]
 
+    def test_annotation_methods_of_the_seed(self):
+        from engine.utilities.annotations import quote, unmapped
+
+        assert quote([1]).unquote() == [1]
+        assert unmapped(1).rewrap(2) == unmapped(2)
+
 
 @flow
 def harnessed_flow():
