@@ -23,6 +23,13 @@ def create_app(settings: CeleritySettings | None = None) -> Celery:
     register_envelope_serializer(settings.signing_key.get_secret_value())
     app = Celery("celerity", set_as_current=False)
     app.conf.update(celery_config(settings))
+    # accept_content (the signed envelope only) guards the task queues; Celery
+    # would apply it, and the envelope serializer, to the remote-control
+    # mailbox too, so `celery inspect` / `control` (JSON) were refused.
+    # JSON deserializes no code, and the mailbox is consumed only when
+    # CELERITY_REMOTE_CONTROL is on.
+    app.control.mailbox.accept = ["json"]
+    app.control.mailbox.serializer = "json"
     from workers import coordinator, execution
 
     execution.register(app)
