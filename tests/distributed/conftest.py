@@ -48,13 +48,10 @@ def pipeline(x: int) -> int:
 @pytest.fixture(autouse=True)
 def isolated_store() -> Iterator[None]:
     """Each test builds its own process store from its settings; the previous one comes back."""
-    from engine.store import set_store
+    from process_store import fresh_process_store
 
-    previous = set_store(None)
-    try:
+    with fresh_process_store():
         yield
-    finally:
-        set_store(previous)
 
 
 @pytest.fixture(scope="module")

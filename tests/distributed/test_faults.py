@@ -42,8 +42,9 @@ def one_slow_task(key: str):
 
 @pytest.fixture
 def fault_fleet(redis_url, tmp_path, monkeypatch) -> Iterator[Fleet]:
+    from process_store import fresh_process_store
+
     from broker_config.settings import reset_settings
-    from engine.store import set_store
 
     extra = {"CELERITY_LEASE_SECONDS": LEASE_SECONDS}
     log_path = tmp_path / "fleet.log"
@@ -53,11 +54,8 @@ def fault_fleet(redis_url, tmp_path, monkeypatch) -> Iterator[Fleet]:
         monkeypatch.setenv("CELERITY_BROKER_URL", redis_url)
         monkeypatch.setenv("CELERITY_LEASE_SECONDS", LEASE_SECONDS)
         reset_settings()
-        previous = set_store(None)
-        try:
+        with fresh_process_store():
             yield fleet
-        finally:
-            set_store(previous)
 
 
 def _run_in_background(key: str) -> tuple[threading.Thread, dict]:
@@ -128,15 +126,12 @@ class TestWorkerLoss:
 
 class TestDeadRedis:
     def test_flow_against_dead_redis_fails_with_a_clear_error(self, monkeypatch):
+        from process_store import fresh_process_store
+
         from broker_config.settings import reset_settings
         from engine.exceptions import StoreUnavailable
-        from engine.store import set_store
 
         monkeypatch.setenv("CELERITY_BROKER_URL", "redis://127.0.0.1:1/0")
         reset_settings()
-        previous = set_store(None)
-        try:
-            with pytest.raises(StoreUnavailable, match="Is Redis running"):
-                one_slow_task("never")
-        finally:
-            set_store(previous)
+        with fresh_process_store(), pytest.raises(StoreUnavailable, match="Is Redis running"):
+            one_slow_task("never")

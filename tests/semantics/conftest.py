@@ -45,17 +45,17 @@ def engine_runner(
     request: pytest.FixtureRequest,
 ) -> Iterator[str]:
     """Point settings and the process store at the runner under test."""
+    from process_store import fresh_process_store
+
     from broker_config.settings import reset_settings
-    from engine.store import set_store
 
     if runner_mode == "celery":
         monkeypatch.setenv("CELERITY_BROKER_URL", request.config._celerity_semantics_url)  # type: ignore[attr-defined]
     reset_settings()
-    previous = set_store(None)
     try:
-        yield runner_mode
+        with fresh_process_store():
+            yield runner_mode
     finally:
-        set_store(previous)
         reset_settings()
 
 
