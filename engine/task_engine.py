@@ -221,15 +221,16 @@ class TaskRunEngine:
             )
             return False
         self.parameters = resolved
-        if self._use_cache():
-            return False
         running = Running()
         running.state_details.worker = worker_identity()
         self.task_run.worker = running.state_details.worker
         if self.set_state(running) is not running:
             return False  # a duplicate delivery, or the run is already final
         self.run_hooks(self.task.on_running_hooks)
-        return True
+        # Looked up once Running, as the seed's engine does: a cache hit reads
+        # Pending, Running, Cached, and only the attempt holding Running may
+        # end the run Cached.
+        return not self._use_cache()
 
     def _use_cache(self) -> bool:
         """End the run Cached if its cache key has a stored result; remembers the key."""

@@ -56,7 +56,7 @@ class TestCacheHits:
         assert first.name == "Completed" and first.result() == 42
         assert second.name == "Cached" and second.result() == 42
         assert recorded(key) == [21]
-        assert h.names(second_id) == ["Pending", "Cached"]
+        assert h.names(second_id) == ["Pending", "Running", "Cached"]
 
     def test_different_inputs_miss_the_cache(self, key):
         salt = uuid.uuid4().int % 1000
