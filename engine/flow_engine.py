@@ -22,7 +22,7 @@ from engine.exceptions import Abort, FlowRunTimeoutError, ObjectNotFound, Parame
 from engine.futures import resolve_futures_to_states
 from engine.logging import get_run_logger, patch_print
 from engine.orchestration import SetStateStatus
-from engine.results import ResultStorage
+from engine.results import ResultStorage, resolve_storage
 from engine.schemas import FlowRun, TaskRun
 from engine.states import (
     AwaitingRetry,
@@ -275,7 +275,9 @@ class FlowRunEngine:
         """The flow run context, with its task runner started and print capture if asked."""
         runner = self.flow.task_runner.duplicate()
         self.task_runner = runner
-        self.result_storage = getattr(runner, "result_storage", None) or _storage_option(self.flow)
+        self.result_storage = getattr(runner, "result_storage", None) or resolve_storage(
+            self.flow.result_storage
+        )
         log_prints = self.flow.log_prints
         if log_prints is None:  # unset: a subflow follows its parent flow run, as in Prefect
             parent = FlowRunContext.get()
@@ -304,12 +306,6 @@ class FlowRunEngine:
         if return_type == "state":
             return self.state
         return self.state.result()
-
-
-def _storage_option(flow: Any) -> ResultStorage | None:
-    from engine.results import resolve_storage
-
-    return resolve_storage(flow.result_storage)
 
 
 @contextmanager

@@ -211,8 +211,8 @@ def resolve_storage(option: Any) -> ResultStorage | None:
     if option is None or isinstance(option, ResultStorage):
         return option
     text = str(option)
-    if "://" not in text:
-        return FileSystemResultStorage(text)
+    if "://" not in text:  # a directory: one shared storage per path, like a URL
+        text = f"file://{Path(text).expanduser().resolve()}"
     return storage_for_url(text)
 
 

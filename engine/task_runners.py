@@ -178,15 +178,16 @@ def mark_not_ready(task_run: TaskRun, upstream: State[Any]) -> State[Any]:
     state = NotReady(
         message=f"Upstream task run '{upstream_id}' did not reach a 'COMPLETED' state."
     )
-    return _propose_final(task_run, state)
+    return propose_final(task_run, state)
 
 
 def _mark_crashed(task_run: TaskRun, exc: BaseException) -> State[Any]:
     state = Crashed(message=f"The task runner could not run this task: {exc!r}", data=exc)
-    return _propose_final(task_run, state)
+    return propose_final(task_run, state)
 
 
-def _propose_final(task_run: TaskRun, state: State[Any]) -> State[Any]:
+def propose_final(task_run: TaskRun, state: State[Any]) -> State[Any]:
+    """Record a final state the runner decided (not the engine); the state now in effect."""
     state.state_details.task_run_id = task_run.id
     state.state_details.flow_run_id = task_run.flow_run_id
     try:

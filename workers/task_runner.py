@@ -35,7 +35,7 @@ from engine.schemas import TaskRun
 from engine.states import Crashed, Failed, State
 from engine.store import get_store
 from engine.task_engine import failed_upstreams, upstream_futures
-from engine.task_runners import Gate, TaskRunner, mark_not_ready
+from engine.task_runners import Gate, TaskRunner, mark_not_ready, propose_final
 from engine.utilities.collections import collect, visit_collection
 from engine.utilities.importing import to_reference
 from workers.envelope import pack
@@ -157,7 +157,7 @@ class CeleryTaskRunner(TaskRunner):
         try:
             key, entry = self._entry(task, task_run, parameters)
         except SerializationError as exc:
-            future.set_final_state(_fail(task_run, str(exc)))
+            future.set_final_state(propose_final(task_run, Failed(message=str(exc))))
             return
         self._track(task_run.id, key, entry, future)
         offer(self._send, key, entry)
@@ -201,8 +201,8 @@ class CeleryTaskRunner(TaskRunner):
     def _may_defer(self, upstreams: set[BaseFuture[Any]]) -> bool:
         if not upstreams or len(upstreams) > MAX_DEFERRED_UPSTREAMS:
             return False
-        inflight = self._inflight_snapshot()
-        return all(u.done() or u.task_run_id in inflight for u in upstreams)
+        with self._inflight_lock:  # a lookup, not a copy: this runs for every submission
+            return all(u.done() or u.task_run_id in self._inflight for u in upstreams)
 
     def _defer(
         self,
@@ -216,7 +216,7 @@ class CeleryTaskRunner(TaskRunner):
         try:
             key, entry = self._entry(task, task_run, parameters)
         except SerializationError as exc:
-            future.set_final_state(_fail(task_run, str(exc)))
+            future.set_final_state(propose_final(task_run, Failed(message=str(exc))))
             return True
         upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
         allowed = _allowed_failures(parameters, wait_for)
@@ -257,22 +257,28 @@ class CeleryTaskRunner(TaskRunner):
         with self._inflight_lock:
             return dict(self._inflight)
 
+    def _inflight_entry(self, task_run_id: uuid.UUID) -> tuple[Any, str, BaseFuture[Any]] | None:
+        # One lookup under the lock: the reaper calls this per run, so a copy
+        # of the whole table each time would make giving up on n runs O(n^2).
+        with self._inflight_lock:
+            return self._inflight.get(task_run_id)
+
     def _resend(self, task_run_id: uuid.UUID) -> None:
-        found = self._inflight_snapshot().get(task_run_id)
+        found = self._inflight_entry(task_run_id)
         if found is not None:
             key, parameters, _ = found
             self._send(key, [{"id": str(task_run_id), "parameters": parameters}])
 
     def _lose(self, task_run_id: uuid.UUID, reason: str) -> None:
         """Finish the future of a run whose outcome can no longer arrive (store lost)."""
-        found = self._inflight_snapshot().get(task_run_id)
+        found = self._inflight_entry(task_run_id)
         if found is not None:
             state = Crashed(message=reason)
             state.state_details.task_run_id = task_run_id
             found[2].set_final_state(state)
 
     def _retries_of(self, task_run_id: uuid.UUID) -> int:
-        found = self._inflight_snapshot().get(task_run_id)
+        found = self._inflight_entry(task_run_id)
         return found[0][3].retries if found is not None else 0
 
     def _envelope(self, key: Any, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -321,14 +327,6 @@ def _pack_parameters(task_run: TaskRun, parameters: dict[str, Any]) -> str:
                 "picklable (cloudpickle): pass something the task can rebuild the object from."
             ) from None
     raise SerializationError(f"The parameters of task run {task_run.name!r} cannot be pickled.")
-
-
-def _fail(task_run: TaskRun, message: str) -> State[Any]:
-    """Propose Failed for a run that cannot be sent; the accepted (or current) state."""
-    state = Failed(message=message)
-    state.state_details.task_run_id = task_run.id
-    state.state_details.flow_run_id = task_run.flow_run_id
-    return get_store().propose_state(task_run.id, state).state or state
 
 
 def _references_only(parameters: dict[str, Any]) -> dict[str, Any]:
