@@ -14,7 +14,7 @@ from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from engine.exceptions import ParameterTypeError
 from engine.utilities.callables import (
-    BindsAsMethod,
+    DecoratedFunction,
     get_call_parameters,
     is_async_fn,
     is_async_generator_fn,
@@ -91,7 +91,7 @@ def generate_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}"
 
 
-class Flow(BindsAsMethod, Generic[R]):
+class Flow(DecoratedFunction, Generic[R]):
     """A function whose calls become tracked flow runs; tasks submitted inside are its children."""
 
     def __init__(
@@ -178,16 +178,6 @@ class Flow(BindsAsMethod, Generic[R]):
     def on_running(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (flow, flow_run, state) when running."""
         return self._add_hook("on_running", fn)
-
-    def _add_hook(self, kind: str, fn: Hook) -> Hook:
-        hooks = getattr(self, f"{kind}_hooks")
-        hooks.append(fn)
-        self._options[kind] = hooks  # kept by with_options
-        return fn
-
-    def with_options(self, **overrides: Any) -> Flow[R]:
-        """A copy of this flow with some options changed; the original is untouched."""
-        return type(self)(self.fn, **{**self._options, **overrides})
 
     # --- parameters --------------------------------------------------------------------------
 

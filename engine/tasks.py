@@ -15,7 +15,7 @@ from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, Mis
 from engine.futures import BaseFuture, FutureList
 from engine.task_engine_types import ReturnType
 from engine.utilities.callables import (
-    BindsAsMethod,
+    DecoratedFunction,
     get_call_parameters,
     is_async_fn,
     is_async_generator_fn,
@@ -50,7 +50,7 @@ def _normalise_delays(retries: int, delay: Any) -> float | list[float]:
     return float(delay or 0)
 
 
-class Task(BindsAsMethod, Generic[R]):
+class Task(DecoratedFunction, Generic[R]):
     """A function whose calls become tracked task runs.
 
     Call it to run inline, ``submit`` it for a future, ``map`` it over iterables.
@@ -126,31 +126,19 @@ class Task(BindsAsMethod, Generic[R]):
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
-    # --- options ------------------------------------------------------------------------
-
-    def with_options(self, **overrides: Any) -> Task[R]:
-        """A copy of this task with some options changed; the original is untouched."""
-        # Transaction hooks added with the decorators stay with the copy.
-        kept = {"on_commit": self.on_commit_hooks, "on_rollback": self.on_rollback_hooks}
-        return type(self)(self.fn, **{**self._options, **kept, **overrides})
+    # --- hook decorators ------------------------------------------------------------------------
 
     def on_completion(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) on completion."""
-        self.on_completion_hooks.append(fn)
-        self._options["on_completion"] = self.on_completion_hooks  # kept by with_options
-        return fn
+        return self._add_hook("on_completion", fn)
 
     def on_failure(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) on failure."""
-        self.on_failure_hooks.append(fn)
-        self._options["on_failure"] = self.on_failure_hooks  # kept by with_options
-        return fn
+        return self._add_hook("on_failure", fn)
 
     def on_running(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with (task, task_run, state) when running."""
-        self.on_running_hooks.append(fn)
-        self._options["on_running"] = self.on_running_hooks  # kept by with_options
-        return fn
+        return self._add_hook("on_running", fn)
 
     def on_commit(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with the transaction when it commits.
@@ -158,8 +146,7 @@ class Task(BindsAsMethod, Generic[R]):
         Runs only for task runs that completed inside a transaction (see
         ``engine.transactions``).
         """
-        self.on_commit_hooks.append(fn)
-        return fn
+        return self._add_hook("on_commit", fn)
 
     def on_rollback(self, fn: Hook) -> Hook:
         """Decorator form: add a hook called with the transaction when it rolls back.
@@ -170,8 +157,7 @@ class Task(BindsAsMethod, Generic[R]):
             def remove_file(txn):
                 os.unlink(txn.get("path"))
         """
-        self.on_rollback_hooks.append(fn)
-        return fn
+        return self._add_hook("on_rollback", fn)
 
     def resolve_run_name(self, parameters: dict[str, Any], run_id: uuid.UUID) -> str:
         """The task run's name: the template or callable, else ``name-xxx``."""

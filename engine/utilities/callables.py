@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from engine.exceptions import ParameterBindError, SignatureMismatchError
 
@@ -70,14 +70,28 @@ def is_async_generator_fn(fn: Callable[..., Any]) -> bool:
     return inspect.isasyncgenfunction(inspect.unwrap(fn))
 
 
-class BindsAsMethod:
-    """Lets a decorated function (a Flow or Task, with ``fn`` and ``is_async``) be a method.
+class DecoratedFunction:
+    """What Flow and Task share: options kept for ``with_options``, hook decorators,
+    and binding as a method (``obj.method(x)`` gets a copy bound to ``obj``).
 
-    ``obj.method(x)`` then gets a copy bound to ``obj``, so ``self`` is passed.
+    Subclasses set ``fn``, ``is_async``, ``_options`` (their constructor's
+    arguments) and one ``<kind>_hooks`` list per hook kind.
     """
 
     fn: Callable[..., Any]
     is_async: bool
+    _options: dict[str, Any]
+
+    def with_options(self, **overrides: Any) -> Self:
+        """A copy with some options changed; the original is untouched."""
+        return type(self)(self.fn, **{**self._options, **overrides})  # type: ignore[call-arg]
+
+    def _add_hook(self, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Append ``fn`` to the ``kind`` hooks (a decorator's body); copies keep it."""
+        hooks = getattr(self, f"{kind}_hooks")
+        hooks.append(fn)
+        self._options[kind] = hooks
+        return fn
 
     @property
     def isasync(self) -> bool:
