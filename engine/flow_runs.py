@@ -130,6 +130,9 @@ def _check_input(run_input: dict[str, Any] | None, schema: dict[str, Any]) -> No
 
 
 # JSON schema types, checked strictly as JSON validators do (``"3"`` is not an integer).
+# By hand because the resumer (``celerity runs resume``, another process) has
+# only the schema the paused run stored, not its model class, and the few
+# top-level type checks needed do not warrant a JSON Schema dependency.
 _JSON_TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,

@@ -460,27 +460,21 @@ def combine_final_states(states: list[State[Any]], data: Any) -> State[Any]:
     the message counts the states that decided it ("1/2 states failed.").
     """
     total = len(states)
-    counts = {
-        kind: sum(1 for state in states if test(state)) for kind, test in _STATE_TESTS.items()
-    }
-    if counts["completed"] == total:
+    if all(state.is_completed() for state in states):
         return Completed(message="All states completed.", data=data)
-    for kind, type_ in (("cancelled", StateType.CANCELLED), ("paused", StateType.PAUSED)):
-        if counts[kind]:
-            return State(type=type_, message=f"{counts[kind]}/{total} states {kind}.", data=data)
-    if counts["failed"]:
-        message = f"{counts['failed']}/{total} states failed."
-    elif counts["not final"]:
-        message = f"{counts['not final']}/{total} states are not final."
+    cancelled = sum(1 for state in states if state.is_cancelled())
+    if cancelled:
+        message = f"{cancelled}/{total} states cancelled."
+        return State(type=StateType.CANCELLED, message=message, data=data)
+    paused = sum(1 for state in states if state.is_paused())
+    if paused:
+        return State(type=StateType.PAUSED, message=f"{paused}/{total} states paused.", data=data)
+    failed = sum(1 for state in states if state.is_failed() or state.is_crashed())
+    not_final = sum(1 for state in states if not state.is_final())
+    if failed:
+        message = f"{failed}/{total} states failed."
+    elif not_final:
+        message = f"{not_final}/{total} states are not final."
     else:
-        message = "Given states: " + ", ".join(sorted({s.type.value for s in states}))
+        message = "Given states: " + ", ".join(sorted({state.type.value for state in states}))
     return State(type=StateType.FAILED, message=message, data=data)
-
-
-_STATE_TESTS: dict[str, Any] = {
-    "completed": lambda s: s.is_completed(),
-    "cancelled": lambda s: s.is_cancelled(),
-    "paused": lambda s: s.is_paused(),
-    "failed": lambda s: s.is_failed() or s.is_crashed(),
-    "not final": lambda s: not s.is_final(),
-}

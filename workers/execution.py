@@ -131,9 +131,7 @@ def execute_envelope(envelope: dict[str, Any], requeue_later: Requeue | None = N
     try:
         task = _load_task(envelope["task"]["ref"])
     except Exception as exc:  # e.g. the worker cannot import the task's module
-        reason = f"The worker could not load task {envelope['task'].get('name')!r}: {exc!r}"
-        if isinstance(exc, AttributeError):
-            reason += STALE_MODULE_HINT
+        reason = _with_hint(f"The worker could not load task {envelope['task'].get('name')!r}", exc)
         return sum(_fail_run(entry, reason) for entry in runs)
     return sum(_run_entry(task, entry, context, storage, requeue_later) for entry in runs)
 
@@ -199,11 +197,15 @@ def _begin(
         # Raised before the engine could record an outcome (e.g. the flow named
         # in the context cannot be loaded here): end the run with the reason,
         # or its future would wait forever.
-        reason = f"The worker could not run task run {task_run.name!r}: {exc!r}"
-        if isinstance(exc, AttributeError):
-            reason += STALE_MODULE_HINT
+        reason = _with_hint(f"The worker could not run task run {task_run.name!r}", exc)
         logger.exception(reason)
         return _propose(task_run, Failed(message=reason))
+
+
+def _with_hint(what: str, exc: Exception) -> str:
+    """``what: exc``, plus a hint to restart the workers when a name was not found."""
+    reason = f"{what}: {exc!r}"
+    return reason + STALE_MODULE_HINT if isinstance(exc, AttributeError) else reason
 
 
 def _lease_lapsed(task_run_id: uuid.UUID) -> bool:
