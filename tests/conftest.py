@@ -31,6 +31,17 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, which it may kill, restart or misconfigure."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """The URL of the session's Redis, emptied (FLUSHALL) before the test."""
     # A previous fault test may have left the server stopped.

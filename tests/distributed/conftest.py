@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from .fleet import Fleet, running_fleet
+from .fleet import Fleet, session_fleet
 
 FLOWS = '''\
 from engine import flow, get_run_logger, task
@@ -73,6 +73,5 @@ def fleet(
         client.flushall()
     finally:
         client.close()
-    log_path = tmp_path_factory.mktemp("fleet") / "fleet.log"
-    with running_fleet(redis_server.url, log_path, pythonpath=[flows_dir]) as running:
+    with session_fleet(redis_server, tmp_path_factory, "fleet", pythonpath=[flows_dir]) as running:
         yield running

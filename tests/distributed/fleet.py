@@ -18,10 +18,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from workers.dev import ProcessGroup, start_fleet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TESTS_DIR = REPO_ROOT / "tests"
 STOP_TIMEOUT_SECONDS = 5.0
 
 
@@ -79,3 +83,34 @@ def running_fleet(
             yield Fleet(group, environment, log_path)
         finally:
             group.stop(timeout=STOP_TIMEOUT_SECONDS)
+
+
+@contextmanager
+def session_fleet(
+    redis_server: Any, tmp_path_factory: pytest.TempPathFactory, name: str, **options: Any
+) -> Iterator[Fleet]:
+    """A fleet on the session's Redis (started again if a test stopped it), logging to a
+    fresh directory; the tests package is importable by its workers unless told otherwise."""
+    redis_server.start()
+    log_path = tmp_path_factory.mktemp(name) / "fleet.log"
+    options.setdefault("pythonpath", [TESTS_DIR])
+    with running_fleet(redis_server.url, log_path, **options) as fleet:
+        yield fleet
+
+
+def use_broker(monkeypatch: pytest.MonkeyPatch, url: str, **extra: str) -> None:
+    """Point this process's settings at ``url`` (plus ``CELERITY_*`` extras) for one test.
+
+    A store this test already built for other settings is closed; the next use
+    builds one for these.
+    """
+    from broker_config.settings import reset_settings
+    from engine.store import set_store
+
+    monkeypatch.setenv("CELERITY_BROKER_URL", url)
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    stale = set_store(None)
+    if stale is not None:
+        stale.close()

@@ -13,18 +13,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
-from redis_server import RedisServer
 
 from engine import flow, task
 from engine.store import get_store
 
-from .fleet import Fleet, running_fleet
+from .fleet import TESTS_DIR, Fleet, running_fleet, session_fleet, use_broker
 
-TESTS_DIR = Path(__file__).resolve().parents[1]
 FLOW_TIMEOUT_SECONDS = 60
 
 
@@ -83,17 +80,6 @@ def blocked_on_a_worker(key: str):
     return wait_for_release.submit(key).result()
 
 
-def _use_broker(monkeypatch: pytest.MonkeyPatch, url: str, **extra: str) -> None:
-    from broker_config.settings import reset_settings
-    from engine.store import set_store
-
-    monkeypatch.setenv("CELERITY_BROKER_URL", url)
-    for name, value in extra.items():
-        monkeypatch.setenv(name, value)
-    reset_settings()
-    set_store(None)
-
-
 def _assert_all_final(flow_run_id: uuid.UUID) -> list:
     store = get_store()
     assert store.read_flow_run(flow_run_id).state.is_final()
@@ -106,17 +92,15 @@ def _assert_all_final(flow_run_id: uuid.UUID) -> list:
 
 @pytest.fixture(scope="module")
 def bad_input_fleet(redis_server, tmp_path_factory) -> Iterator[Fleet]:
-    redis_server.start()
-    log_path = tmp_path_factory.mktemp("bad-input-fleet") / "fleet.log"
-    with running_fleet(
-        redis_server.url, log_path, workers=1, concurrency=2, pythonpath=[TESTS_DIR]
+    with session_fleet(
+        redis_server, tmp_path_factory, "bad-input-fleet", workers=1, concurrency=2
     ) as fleet:
         yield fleet
 
 
 @pytest.fixture
 def on_fleet(bad_input_fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Fleet:
-    _use_broker(monkeypatch, bad_input_fleet.env["CELERITY_BROKER_URL"])
+    use_broker(monkeypatch, bad_input_fleet.env["CELERITY_BROKER_URL"])
     return bad_input_fleet
 
 
@@ -175,17 +159,6 @@ class TestUnloadableContext:
         assert "restart the workers" in run.state.message
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own: it is given a wrong key, killed or restarted."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 class TestWrongSigningKey:
     def test_runs_whose_messages_are_rejected_fail_instead_of_waiting(
         self, own_redis, tmp_path, monkeypatch
@@ -201,7 +174,7 @@ class TestWrongSigningKey:
             pythonpath=[TESTS_DIR],
             env={"CELERITY_SIGNING_KEY": "not-the-key-of-the-sender"},
         ) as fleet:
-            _use_broker(monkeypatch, own_redis.url)
+            use_broker(monkeypatch, own_redis.url)
             # When a flow run here sends them a task run
             state = one_task(return_state=True)
             # Then the task run fails, saying which setting to check
@@ -226,7 +199,7 @@ class TestRedisLostMidRun:
             pythonpath=[TESTS_DIR],
             env=extra,
         ) as fleet:
-            _use_broker(monkeypatch, own_redis.url, **extra)
+            use_broker(monkeypatch, own_redis.url, **extra)
             try:
                 yield fleet
             finally:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from broker_config.settings import reset_settings
 from engine import flow
 from engine.schemas import FlowRun
 from engine.states import Scheduled, StateType
@@ -19,12 +18,13 @@ from engine.store import get_store
 from workers.coordinator import handle_flow_run_message
 from workers.producer import SubmissionError, submit_flow_run
 
+from .fleet import use_broker
+
 
 @pytest.fixture
 def redis_store(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """This process (and its spawned children) use the Redis store at ``redis_url``."""
-    monkeypatch.setenv("CELERITY_BROKER_URL", redis_url)
-    reset_settings()
+    use_broker(monkeypatch, redis_url)
     yield
 
 
@@ -111,8 +111,7 @@ def test_a_duplicate_delivery_of_a_final_run_does_nothing(tmp_path: Path) -> Non
 
 def test_submitting_a_flow_that_cannot_be_imported_is_refused(redis_url: str,
                                                                monkeypatch) -> None:
-    monkeypatch.setenv("CELERITY_BROKER_URL", redis_url)
-    reset_settings()
+    use_broker(monkeypatch, redis_url)
 
     @flow
     def local_flow() -> int:
@@ -123,8 +122,7 @@ def test_submitting_a_flow_that_cannot_be_imported_is_refused(redis_url: str,
 
 
 def test_parameters_must_be_json(redis_url: str, monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("CELERITY_BROKER_URL", redis_url)
-    reset_settings()
+    use_broker(monkeypatch, redis_url)
 
     with pytest.raises(SubmissionError, match="JSON-serializable"):
         submit_flow_run(f"{tmp_path}/x.py:f", {"when": object()})

@@ -6,7 +6,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kombu.serialization import register
@@ -16,9 +15,7 @@ from engine import flow, task
 from engine.store import get_store
 from workers.execution import ENVELOPE_VERSION
 
-from .fleet import Fleet, running_fleet
-
-TESTS_DIR = Path(__file__).resolve().parents[1]
+from .fleet import Fleet, session_fleet, use_broker
 
 
 @task
@@ -44,20 +41,15 @@ class MarkerOnUnpickle:
 
 @pytest.fixture(scope="module")
 def envelope_fleet(redis_server, tmp_path_factory) -> Iterator[Fleet]:
-    redis_server.start()
-    log_path = tmp_path_factory.mktemp("envelope-fleet") / "fleet.log"
-    with running_fleet(
-        redis_server.url, log_path, workers=2, concurrency=1, pythonpath=[TESTS_DIR]
+    with session_fleet(
+        redis_server, tmp_path_factory, "envelope-fleet", workers=2, concurrency=1
     ) as fleet:
         yield fleet
 
 
 @pytest.fixture
 def on_fleet(envelope_fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Fleet:
-    from broker_config.settings import reset_settings
-
-    monkeypatch.setenv("CELERITY_BROKER_URL", envelope_fleet.env["CELERITY_BROKER_URL"])
-    reset_settings()
+    use_broker(monkeypatch, envelope_fleet.env["CELERITY_BROKER_URL"])
     return envelope_fleet
 
 

@@ -15,7 +15,7 @@ import redis
 from engine import flow, task
 from engine.store import get_store
 
-from .fleet import Fleet, running_fleet
+from .fleet import Fleet, running_fleet, use_broker
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 LEASE_SECONDS = "1"
@@ -44,16 +44,12 @@ def one_slow_task(key: str):
 def fault_fleet(redis_url, tmp_path, monkeypatch) -> Iterator[Fleet]:
     from process_store import fresh_process_store
 
-    from broker_config.settings import reset_settings
-
     extra = {"CELERITY_LEASE_SECONDS": LEASE_SECONDS}
     log_path = tmp_path / "fleet.log"
     with running_fleet(
         redis_url, log_path, workers=2, concurrency=1, pythonpath=[TESTS_DIR], env=extra
     ) as fleet:
-        monkeypatch.setenv("CELERITY_BROKER_URL", redis_url)
-        monkeypatch.setenv("CELERITY_LEASE_SECONDS", LEASE_SECONDS)
-        reset_settings()
+        use_broker(monkeypatch, redis_url, **extra)
         with fresh_process_store():
             yield fleet
 
@@ -128,10 +124,8 @@ class TestDeadRedis:
     def test_flow_against_dead_redis_fails_with_a_clear_error(self, monkeypatch):
         from process_store import fresh_process_store
 
-        from broker_config.settings import reset_settings
         from engine.exceptions import StoreUnavailable
 
-        monkeypatch.setenv("CELERITY_BROKER_URL", "redis://127.0.0.1:1/0")
-        reset_settings()
+        use_broker(monkeypatch, "redis://127.0.0.1:1/0")
         with fresh_process_store(), pytest.raises(StoreUnavailable, match="Is Redis running"):
             one_slow_task("never")

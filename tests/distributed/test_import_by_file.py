@@ -17,7 +17,7 @@ import pytest
 
 from engine.store.redis import RedisRunStore
 
-from .fleet import Fleet
+from .fleet import Fleet, use_broker
 from .test_submit import explain
 
 ELSEWHERE = '''\
@@ -69,11 +69,9 @@ def test_submitted_flow_whose_module_coordinator_cannot_import_by_name(
     fleet: Fleet, flows_elsewhere: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a Flow object imported here from a directory only this process has on sys.path
-    from broker_config.settings import reset_settings
     from workers.producer import submit_flow_run, wait_for_flow_run
 
-    monkeypatch.setenv("CELERITY_BROKER_URL", fleet.env["CELERITY_BROKER_URL"])
-    reset_settings()
+    use_broker(monkeypatch, fleet.env["CELERITY_BROKER_URL"])
     monkeypatch.syspath_prepend(str(flows_elsewhere.parent))
     import flows_elsewhere as module
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.store.redis import RedisRunStore
 
-from .fleet import Fleet
+from .fleet import Fleet, use_broker
 
 # Generous: the first submission also waits for the workers to start consuming.
 WAIT_SECONDS = 60
@@ -101,11 +101,9 @@ def test_a_paused_submitted_run_is_resumed_from_the_cli(
 ) -> None:
     import time
 
-    from broker_config.settings import reset_settings
     from engine.states import StateType
 
-    monkeypatch.setenv("CELERITY_BROKER_URL", fleet.env["CELERITY_BROKER_URL"])
-    reset_settings()
+    use_broker(monkeypatch, fleet.env["CELERITY_BROKER_URL"])
 
     # Given a submitted flow run that pauses for a decision
     submitted = celerity(fleet, "flow", "submit", f"{flows_dir / 'dist_flows.py'}:approval_gate",
