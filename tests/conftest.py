@@ -22,17 +22,16 @@ def redis_server() -> Iterator[RedisServer]:
 
     Fault tests may ``stop()``/``kill()`` and ``start()`` it; the port is kept.
     """
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running_redis()
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A Redis of this test's own, which it may kill, restart or misconfigure."""
+    yield from _running_redis()
+
+
+def _running_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:

@@ -1,5 +1,6 @@
 """Store read-back helpers shared by the semantics tests."""
 
+import time
 import uuid
 
 
@@ -42,3 +43,14 @@ def logs(flow_run_id) -> list:
 
 def log_messages(flow_run_id) -> list[str]:
     return [log.message for log in logs(flow_run_id)]
+
+
+def paused_run_id(flow_name: str, timeout: float = 20.0) -> uuid.UUID:
+    """The id of the newest paused run of ``flow_name`` (another thread runs it: poll)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in store().list_flow_runs(limit=20):
+            if run.flow_name == flow_name and run.state and run.state.is_paused():
+                return run.id
+        time.sleep(0.05)
+    raise AssertionError(f"no paused run of {flow_name}")

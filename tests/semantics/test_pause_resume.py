@@ -1,7 +1,6 @@
 """Pause and resume: a paused flow run waits until resumed, and receives typed run input."""
 
 import threading
-import time
 
 import pytest
 
@@ -58,21 +57,10 @@ def _start(flow_fn, *args):
     return thread, outcome
 
 
-def _paused_run_id(flow_name: str, timeout: float = 20.0):
-    """The id of the newest paused run of ``flow_name`` (another thread runs it: poll)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run in get_store().list_flow_runs(limit=20):
-            if run.flow_name == flow_name and run.state and run.state.is_paused():
-                return run.id
-        time.sleep(0.05)
-    raise AssertionError(f"no paused run of {flow_name}")
-
-
 class TestPauseResume:
     def test_paused_run_resumes_with_typed_input(self):
         thread, outcome = _start(needs_approval, 4)
-        run_id = _paused_run_id("needs-approval")
+        run_id = h.paused_run_id("needs-approval")
         resume_flow_run(run_id, run_input={"approved": True, "note": "ship it"})
         thread.join(20)
         assert outcome["state"].result() == (5, True, "ship it")
@@ -80,7 +68,7 @@ class TestPauseResume:
 
     def test_resume_without_required_input_is_refused(self):
         thread, outcome = _start(needs_approval, 1)
-        run_id = _paused_run_id("needs-approval")
+        run_id = h.paused_run_id("needs-approval")
         with pytest.raises(ValueError, match="waits for input"):
             resume_flow_run(run_id)
         resume_flow_run(run_id, run_input={"approved": False})
@@ -89,7 +77,7 @@ class TestPauseResume:
 
     def test_resume_with_input_of_the_wrong_type_is_refused(self):
         thread, outcome = _start(needs_approval, 1)
-        run_id = _paused_run_id("needs-approval")
+        run_id = h.paused_run_id("needs-approval")
         with pytest.raises(ValueError, match="wrong type for 'approved'"):
             resume_flow_run(run_id, run_input={"approved": "not-a-bool"})
         assert get_store().read_flow_run(run_id).state.is_paused()
@@ -99,7 +87,7 @@ class TestPauseResume:
 
     def test_plain_pause_and_resume(self):
         thread, outcome = _start(plain_pause)
-        resume_flow_run(_paused_run_id("plain-pause"))
+        resume_flow_run(h.paused_run_id("plain-pause"))
         thread.join(20)
         assert outcome["state"].result() == "resumed"
 

@@ -29,6 +29,7 @@ from engine.states import (
     return_value_to_state,
 )
 
+from . import _helpers as h
 from ._side_effects import record, recorded
 
 
@@ -215,8 +216,6 @@ def lifecycle_logged_flow():
 
 class TestFlowLifecycleLogs:
     def test_flow_run_logs_beginning_and_final_state(self):
-        from . import _helpers as h
-
         state = lifecycle_logged_flow(return_state=True)
         messages = [log.message for log in h.logs(state.state_details.flow_run_id)]
         assert messages[0].startswith("Beginning flow run")
@@ -501,20 +500,6 @@ class TestAsyncPause:
 
         thread = threading.Thread(target=run_flow, daemon=True)
         thread.start()
-        asyncio.run(resume(_paused_run_id("async-pausing-flow")))
+        asyncio.run(resume(h.paused_run_id("async-pausing-flow")))
         thread.join(20)
         assert outcome["value"] == "hi"
-
-
-def _paused_run_id(flow_name, timeout=20.0):
-    import time
-
-    from engine.store import get_store
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run in get_store().list_flow_runs(limit=20):
-            if run.flow_name == flow_name and run.state and run.state.is_paused():
-                return run.id
-        time.sleep(0.05)
-    raise AssertionError(f"no paused run of {flow_name}")
