@@ -35,11 +35,6 @@ DEFAULT_CONFIG_FILE = "celerity.toml"
 MASK = "****"
 WEEK_SECONDS = 7 * 24 * 3600
 
-# A well-known key only so that a laptop works with no setup; anyone who can
-# publish to the broker can forge task envelopes with it, so production must
-# set CELERITY_SIGNING_KEY.
-DEV_SIGNING_KEY = "celerity-dev-signing-key-change-me"
-
 
 class CeleritySettings(BaseSettings):
     """Every setting Celerity reads, with its default and its environment variable.
@@ -89,11 +84,12 @@ class CeleritySettings(BaseSettings):
     )
 
     # --- security ----------------------------------------------------------
-    signing_key: SecretStr = Field(
-        default=SecretStr(DEV_SIGNING_KEY),
+    signing_key: SecretStr | None = Field(
+        default=None,
         description=(
-            "HMAC key that signs task envelopes; the default is a public development key, "
-            "production must set CELERITY_SIGNING_KEY to a long random secret."
+            "HMAC keys (comma-separated: the first signs, all verify) that sign messages and "
+            "results; required with broker_url (make one with `celerity key generate`), "
+            "embedded runs use a private per-user key when unset."
         ),
     )
 

@@ -1,8 +1,8 @@
 """The ``celerity`` command line: one click group per noun.
 
 This module holds ``config show`` and ``flow run``; ``flow submit`` and
-``runs`` live in ``celerity.cli_runs``, ``worker``, ``coordinator`` and ``dev``
-in ``celerity.cli_fleet``. Those modules never import this one (so that
+``runs`` live in ``celerity.cli_runs``, ``worker``, ``coordinator``, ``dev`` and
+``key`` in ``celerity.cli_fleet``. Those modules never import this one (so that
 ``python -m celerity.cli`` does not build two command trees); it adds them below.
 """
 
@@ -17,7 +17,13 @@ from rich.table import Table
 
 from broker_config.settings import ENV_PREFIX, CeleritySettings, masked_settings
 from celerity import cli_fleet, cli_runs
-from celerity.cli_common import UsageFailure, console, redis_errors
+from celerity.cli_common import (
+    UsageFailure,
+    console,
+    current_settings,
+    redis_errors,
+    with_signing_key,
+)
 from celerity.loading import LoadError, load_target, parse_params
 
 
@@ -136,6 +142,9 @@ def _print_final_state(state: Any) -> None:
 @redis_errors
 def flow_run(target: str, pairs: tuple[str, ...], params_json: str | None) -> None:
     """Run the flow FUNC defined in FILE here and now; exit 0 when it completes."""
+    settings = current_settings()
+    if settings.broker_url:  # its task runs go to the fleet: it must sign them
+        with_signing_key(settings)
     try:
         params = parse_params(pairs, params_json)
     except LoadError as exc:

@@ -43,14 +43,40 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=True, width=PIPED_WIDTH if piped else None)
 
 
-def broker_settings() -> CeleritySettings:
-    """The settings in effect; exit 2 with a clear message when no broker URL is set."""
+def current_settings() -> CeleritySettings:
+    """The settings in effect; a one-line error when they are invalid."""
     try:
-        settings = get_settings()
+        return get_settings()
     except (ValueError, OSError) as exc:
         raise click.ClickException(f"invalid settings: {exc}") from None
+
+
+def broker_settings() -> CeleritySettings:
+    """The settings in effect; exit 2 with a clear message when no broker URL is set."""
+    settings = current_settings()
     if not settings.broker_url:
         raise UsageFailure(NO_BROKER)
+    return settings
+
+
+def fleet_settings() -> CeleritySettings:
+    """The settings of a fleet process: exit 2 unless a broker URL and a signing key are set."""
+    return with_signing_key(broker_settings())
+
+
+def with_signing_key(settings: CeleritySettings) -> CeleritySettings:
+    """``settings``, after checking that they hold a usable ``CELERITY_SIGNING_KEY`` (else exit 2).
+
+    Checked before anything starts, so that a process without a key says how to
+    make one instead of failing at its first message.
+    """
+    from engine.exceptions import ConfigurationError
+    from engine.signing import fleet_signer
+
+    try:
+        fleet_signer(settings)
+    except ConfigurationError as exc:
+        raise UsageFailure(str(exc)) from None
     return settings
 
 

@@ -1,10 +1,10 @@
-"""``celerity worker start``, ``celerity coordinator start`` and ``celerity dev``."""
+"""``celerity worker start``, ``coordinator start``, ``dev`` and ``key generate``."""
 
 from __future__ import annotations
 
 import click
 
-from celerity.cli_common import broker_settings, check_broker
+from celerity.cli_common import check_broker, fleet_settings
 
 LOGLEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
@@ -39,7 +39,7 @@ def worker_start(
     """Start a worker that runs task runs until stopped (SIGTERM/Ctrl-C)."""
     from workers.main import start_worker
 
-    settings = broker_settings()
+    settings = fleet_settings()
     check_broker(settings)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     start_worker(names, concurrency, pool, loglevel.upper(), settings=settings)
@@ -64,7 +64,7 @@ def coordinator_start(concurrency: int, loglevel: str) -> None:
     """Start a coordinator consuming the flow queue until stopped (SIGTERM/Ctrl-C)."""
     from workers.main import start_coordinator
 
-    settings = broker_settings()
+    settings = fleet_settings()
     check_broker(settings)
     start_coordinator(concurrency, loglevel.upper(), settings=settings)
 
@@ -90,4 +90,34 @@ def dev(workers: int, port: int | None) -> None:
     click.get_current_context().exit(code)
 
 
-COMMANDS = [worker, coordinator, dev]
+KEY_USAGE = """\
+Give every worker, coordinator and submitting process of the fleet this key:
+
+    export CELERITY_SIGNING_KEY={key}
+
+To rotate keys (the first key signs, every key verifies):
+  1. add it after the current key on every process, and restart them:
+       export CELERITY_SIGNING_KEY=<current key>,{key}
+  2. once every process has both, put it first, and restart them again:
+       export CELERITY_SIGNING_KEY={key},<current key>
+  3. drop the old key once the results written with it have expired
+     (CELERITY_RESULT_TTL_SECONDS).
+A fleet that restarts all at once can go straight to step 2."""
+
+
+@click.group()
+def key() -> None:
+    """Make the signing key a fleet shares (CELERITY_SIGNING_KEY)."""
+
+
+@key.command("generate")
+def key_generate() -> None:
+    """Print a new random signing key (stdout); how to use and rotate it goes to stderr."""
+    from engine.signing import generate_key
+
+    new_key = generate_key()
+    click.echo(new_key)
+    click.echo(KEY_USAGE.format(key=new_key), err=True)
+
+
+COMMANDS = [worker, coordinator, dev, key]

@@ -14,6 +14,7 @@ from celerity.cli_common import (
     UsageFailure,
     broker_settings,
     console,
+    fleet_settings,
     format_duration,
     format_state,
     format_time,
@@ -47,7 +48,7 @@ def flow_submit(
     from celerity.loading import LoadError, parse_params
     from workers.producer import SubmissionError, submit_flow_run
 
-    settings = broker_settings()
+    settings = fleet_settings()
     try:
         run_id = submit_flow_run(target, parse_params(pairs, params_json), settings=settings)
     except (LoadError, SubmissionError) as exc:

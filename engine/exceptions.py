@@ -130,6 +130,14 @@ class EnvelopeRejected(CelerityException):
     """A task message failed signature verification or decoding."""
 
 
+class SignatureVerificationError(CelerityException):
+    """A signed payload (a message or a stored result) failed HMAC verification.
+
+    It was tampered with, or signed with a key that is not in this process's
+    ``CELERITY_SIGNING_KEY``; it was not unpickled.
+    """
+
+
 # --- control-flow signals -----------------------------------------------------
 
 

@@ -3,6 +3,10 @@
 A state carries a ``ResultRef`` (storage URL + key); any process that can reach
 the storage reads the value back. Values are serialized with cloudpickle so
 that lambdas, local classes and exceptions survive the trip.
+
+Unpickling runs code, and a storage (Redis, a directory, the run store that
+carries inline refs) may be writable by others: every payload a storage keeps
+is signed (see ``engine.signing``) and verified before it is unpickled.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import cloudpickle
 from pydantic import BaseModel
 
 from engine.exceptions import MissingResult, SerializationError
+from engine.signing import current_signer
 
 # Values whose pickle is at most this size are carried inside the reference.
 INLINE_LIMIT_BYTES = 512
@@ -45,8 +50,16 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(payload: bytes) -> Any:
-    """Deserialize a payload written by ``dumps``."""
+    """Deserialize a payload written by ``dumps`` (trusted bytes only: this runs code)."""
     return cloudpickle.loads(payload)
+
+
+def loads_verified(signed: bytes, what: str) -> Any:
+    """The value in a signed payload; raises SignatureVerificationError before unpickling.
+
+    ``what`` names the payload in the error, e.g. ``"Result 3f2a... in redis://..."``.
+    """
+    return loads(current_signer().verify(signed, what))
 
 
 class ResultStorage(ABC):
@@ -56,11 +69,11 @@ class ResultStorage(ABC):
 
     @abstractmethod
     def write_bytes(self, key: str, payload: bytes) -> None:
-        """Store ``payload`` under ``key``."""
+        """Store ``payload`` (already signed, see ``write``) under ``key``."""
 
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:
-        """The payload under ``key``; raises MissingResult if absent."""
+        """The signed payload under ``key``; raises MissingResult if absent."""
 
     def write(self, value: Any, key: str | None = None) -> ResultRef:
         """Persist ``value`` and return the reference to it.
@@ -70,15 +83,25 @@ class ResultStorage(ABC):
         trips).
         """
         payload = dumps(value)
+        signed = current_signer().sign(payload)
         if key is None and len(payload) <= INLINE_LIMIT_BYTES:
-            return ResultRef(storage=INLINE, key=base64.b64encode(payload).decode())
+            return ResultRef(storage=INLINE, key=base64.b64encode(signed).decode())
         key = key or uuid.uuid4().hex
-        self.write_bytes(key, payload)
+        self.write_bytes(key, signed)
         return ResultRef(storage=self.url, key=key)
 
     def read(self, ref: ResultRef) -> Any:
-        """The value behind ``ref``."""
-        return loads(self.read_bytes(ref.key))
+        """The value behind ``ref``, verified before it is unpickled."""
+        return loads_verified(self.read_bytes(ref.key), self.describe(ref.key))
+
+    def describe(self, key: str) -> str:
+        """How errors name the result under ``key`` (the URL without its password)."""
+        url = self.url
+        if "@" in url:  # only then can there be a password: reads stay cheap
+            from broker_config.settings import mask_url
+
+            url = mask_url(url)
+        return f"Result {key} in {url}"
 
     def read_many(self, refs: list[ResultRef]) -> list[Any]:
         """The values behind many refs (stores override this to use one round trip)."""
@@ -142,13 +165,6 @@ class RedisResultStorage(ResultStorage):
     def write_bytes(self, key: str, payload: bytes) -> None:
         self.client.set(self._key(key), payload, ex=self.ttl_seconds)
 
-    def write_many(self, items: dict[str, bytes]) -> None:
-        """Store many payloads in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for key, payload in items.items():
-            pipe.set(self._key(key), payload, ex=self.ttl_seconds)
-        pipe.execute()
-
     def read_many(self, refs: list[ResultRef]) -> list[Any]:
         if any(ref.storage == INLINE for ref in refs):
             return [read_result(ref) for ref in refs]
@@ -158,7 +174,10 @@ class RedisResultStorage(ResultStorage):
             raise MissingResult(
                 f"No result for {len(missing)} upstream run(s) (expired?): {missing[:3]}"
             )
-        return [loads(payload) for payload in payloads]  # type: ignore[arg-type]
+        return [
+            loads_verified(payload, self.describe(ref.key))  # type: ignore[arg-type]
+            for ref, payload in zip(refs, payloads, strict=True)
+        ]
 
     def read_bytes(self, key: str) -> bytes:
         payload = self.client.get(self._key(key))
@@ -219,7 +238,7 @@ def resolve_storage(option: Any) -> ResultStorage | None:
 def read_result(ref: ResultRef) -> Any:
     """The value behind ``ref`` from whichever storage it names."""
     if ref.storage == INLINE:
-        return loads(base64.b64decode(ref.key))
+        return loads_verified(base64.b64decode(ref.key), "An inline result")
     return storage_for_url(ref.storage).read(ref)
 
 

@@ -7,8 +7,9 @@ state and result, and the state sequence of the flaky task run.
 Part 2 starts a throwaway ``redis-server`` on a free port and two
 ``celerity worker start`` processes, runs ``etl`` in a subprocess with
 ``CELERITY_BROKER_URL`` set (so its task runs go to the workers as Celery
-messages) and prints which worker process ran each task run. Everything it
-started is stopped before it exits. Exit code 0 means both parts worked.
+messages, signed with a random ``CELERITY_SIGNING_KEY`` made for the demo) and
+prints which worker process ran each task run. Everything it started is
+stopped before it exits. Exit code 0 means both parts worked.
 
     python examples/demo.py        # or: make demo
 """
@@ -120,8 +121,13 @@ def stop(processes: list[subprocess.Popen[Any]]) -> None:
 
 
 def fleet_env(broker_url: str) -> dict[str, str]:
+    from engine.signing import generate_key
+
     paths = [str(REPO_ROOT), str(EXAMPLES), os.environ.get("PYTHONPATH", "")]
+    # A fleet has no default key: the workers and the flow process share one
+    # made for this demo (what `celerity key generate` prints).
     return {**os.environ, "CELERITY_BROKER_URL": broker_url, "PYTHONUNBUFFERED": "1",
+            "CELERITY_SIGNING_KEY": generate_key(),
             "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 

@@ -14,7 +14,6 @@ from broker_config.celery_config import (
 )
 from broker_config.queues import declared_queues, route_for
 from broker_config.settings import (
-    DEV_SIGNING_KEY,
     CeleritySettings,
     get_settings,
     mask_url,
@@ -24,12 +23,14 @@ from broker_config.settings import (
 
 
 class TestSources:
-    def test_defaults_are_embedded(self) -> None:
+    def test_defaults_are_embedded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("CELERITY_SIGNING_KEY")  # set for the whole test session
         settings = CeleritySettings()
         assert settings.broker_url is None
         assert settings.effective_store_url is None
         assert settings.runner == "auto"
-        assert settings.signing_key.get_secret_value() == DEV_SIGNING_KEY
+        # No default key: a fleet must set one, embedded runs use a private local key
+        assert settings.signing_key is None
 
     def test_every_field_is_described(self) -> None:
         for name, field in CeleritySettings.model_fields.items():

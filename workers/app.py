@@ -6,6 +6,8 @@ from celery import Celery
 
 from broker_config.celery_config import celery_config
 from broker_config.settings import CeleritySettings, get_settings
+from engine.exceptions import ConfigurationError
+from engine.signing import fleet_signer
 from workers.envelope import register_envelope_serializer
 
 _apps: dict[str, Celery] = {}
@@ -15,12 +17,12 @@ def create_app(settings: CeleritySettings | None = None) -> Celery:
     """A Celery app configured from settings, with the task-run and flow-run tasks."""
     settings = settings or get_settings()
     if not settings.broker_url:
-        from engine.exceptions import ConfigurationError
-
         raise ConfigurationError(
             "CELERITY_BROKER_URL is not set: the Celery runner needs a Redis URL."
         )
-    register_envelope_serializer(settings.signing_key.get_secret_value())
+    # Every fleet process (worker, coordinator, producer, flow on the Celery
+    # runner) builds its app here: without a key, none of them starts.
+    register_envelope_serializer(fleet_signer(settings))
     app = Celery("celerity", set_as_current=False)
     app.conf.update(celery_config(settings))
     # accept_content (the signed envelope only) guards the task queues; Celery

@@ -1,11 +1,12 @@
 """Process management for ``celerity dev`` and for tests: a local fleet in one process group.
 
 ``celerity dev`` starts a throwaway ``redis-server``, N task-run workers and one
-coordinator. The children share one process group (led by the first process
-started), separate from the terminal's: Ctrl-C reaches only ``celerity dev``,
-which then stops the children in order (workers and coordinator first, Redis
-last) and finally kills whatever is left in the group (prefork pool children,
-flow run processes).
+coordinator, which share a random signing key made for the session (or the
+``CELERITY_SIGNING_KEY`` already exported). The children share one process
+group (led by the first process started), separate from the terminal's: Ctrl-C
+reaches only ``celerity dev``, which then stops the children in order (workers
+and coordinator first, Redis last) and finally kills whatever is left in the
+group (prefork pool children, flow run processes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import IO, Any
 
 STOP_TIMEOUT_SECONDS = 10.0
 REDIS_START_TIMEOUT_SECONDS = 10.0
+SIGNING_KEY_ENV = "CELERITY_SIGNING_KEY"
 
 
 class DevError(RuntimeError):
@@ -141,9 +143,14 @@ def start_redis(group: ProcessGroup, port: int) -> str:
 
 
 def fleet_env(broker_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for fleet processes: ``base`` (default os.environ) plus the broker URL."""
+    """The environment for fleet processes: ``base`` (default os.environ) plus the broker URL,
+    and a new random signing key unless ``base`` has one."""
+    from engine.signing import generate_key
+
     env = dict(os.environ if base is None else base)
     env["CELERITY_BROKER_URL"] = broker_url
+    if not env.get(SIGNING_KEY_ENV, "").strip():
+        env[SIGNING_KEY_ENV] = generate_key()
     return env
 
 
@@ -179,8 +186,9 @@ def run_dev(workers: int, port: int | None, say: Callable[[str], None] = print) 
     with _stop_on_sigterm():
         try:
             url = start_redis(group, port or free_port())
-            start_fleet(group, fleet_env(url), workers)
-            _announce(url, workers, say)
+            env = fleet_env(url)
+            start_fleet(group, env, workers)
+            _announce(env, workers, say)
             return _watch(group, say)
         except KeyboardInterrupt:
             say("Stopping...")
@@ -189,10 +197,13 @@ def run_dev(workers: int, port: int | None, say: Callable[[str], None] = print) 
             group.stop()
 
 
-def _announce(url: str, workers: int, say: Callable[[str], None]) -> None:
+def _announce(env: Mapping[str, str], workers: int, say: Callable[[str], None]) -> None:
+    url = env["CELERITY_BROKER_URL"]
     say(f"Redis: {url} ({workers} worker(s) and 1 coordinator running; Ctrl-C stops them all)")
     say("In another shell:")
     say(f"export CELERITY_BROKER_URL={url}")
+    if env[SIGNING_KEY_ENV] != os.environ.get(SIGNING_KEY_ENV):  # made for this session
+        say(f"export {SIGNING_KEY_ENV}={env[SIGNING_KEY_ENV]}")
 
 
 def _watch(group: ProcessGroup, say: Callable[[str], None]) -> int:

@@ -13,8 +13,6 @@ such a message names that have not started end Failed with the reason (see
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import uuid
@@ -23,40 +21,16 @@ from typing import Any
 from kombu.serialization import register
 
 from broker_config.celery_config import ENVELOPE_CONTENT_TYPE, ENVELOPE_SERIALIZER
-from engine.exceptions import EnvelopeRejected
+from engine.exceptions import EnvelopeRejected, SignatureVerificationError
 from engine.results import dumps, loads
+from engine.signing import SEPARATOR as _SEPARATOR
+from engine.signing import Signer
 
 logger = logging.getLogger("celerity.envelope")
 
-_SEPARATOR = b"."
 
-
-class Signer:
-    """HMAC-SHA256 signing and verification with one shared key."""
-
-    def __init__(self, key: str | bytes) -> None:
-        self._key = key.encode() if isinstance(key, str) else key
-
-    def sign(self, body: bytes) -> bytes:
-        digest = hmac.new(self._key, body, hashlib.sha256).hexdigest().encode()
-        return digest + _SEPARATOR + body
-
-    def verify(self, payload: bytes) -> bytes:
-        """The body if the signature holds; raises EnvelopeRejected otherwise."""
-        digest, sep, body = payload.partition(_SEPARATOR)
-        if not sep or len(digest) != 64:
-            raise EnvelopeRejected("Rejected a message without a Celerity signature.")
-        expected = hmac.new(self._key, body, hashlib.sha256).hexdigest().encode()
-        if not hmac.compare_digest(digest, expected):
-            raise EnvelopeRejected(
-                "Rejected a message whose signature does not match (tampered or wrong key)."
-            )
-        return body
-
-
-def register_envelope_serializer(signing_key: str) -> Signer:
+def register_envelope_serializer(signer: Signer) -> Signer:
     """Register the signed-JSON serializer with kombu under our content type."""
-    signer = Signer(signing_key)
 
     def encode(body: Any) -> bytes:
         return signer.sign(json.dumps(body, separators=(",", ":")).encode())
@@ -65,7 +39,7 @@ def register_envelope_serializer(signing_key: str) -> Signer:
         raw = payload.encode() if isinstance(payload, str) else payload
         try:
             return json.loads(signer.verify(raw))
-        except EnvelopeRejected as exc:
+        except (EnvelopeRejected, SignatureVerificationError) as exc:
             logger.error("%s The message was dropped without being deserialized.", exc)
             fail_unstarted_runs(raw, str(exc))
             raise

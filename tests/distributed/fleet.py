@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from signing_keys import SESSION_SIGNING_KEY
 
 from workers.dev import ProcessGroup, start_fleet
 
@@ -32,11 +33,13 @@ STOP_TIMEOUT_SECONDS = 5.0
 def fleet_environment(
     redis_url: str, pythonpath: Iterable[Path | str] = (), extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """os.environ without outer ``CELERITY_*`` settings, plus the broker URL and PYTHONPATH."""
+    """os.environ without outer ``CELERITY_*`` settings, plus the broker URL, the session's
+    signing key and PYTHONPATH; ``extra`` wins over all of them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERITY_")}
     paths = [*map(str, pythonpath), str(REPO_ROOT), env.get("PYTHONPATH", "")]
     env.update(
         CELERITY_BROKER_URL=redis_url,
+        CELERITY_SIGNING_KEY=SESSION_SIGNING_KEY,
         PYTHONPATH=os.pathsep.join(p for p in paths if p),
         PYTHONUNBUFFERED="1",
         COLUMNS="200",  # rich tables printed by CLI subprocesses must not fold ids

@@ -12,8 +12,8 @@ from kombu.serialization import register
 
 from broker_config.celery_config import ENVELOPE_CONTENT_TYPE
 from engine import flow, task
+from engine.signing import Signer
 from engine.store import get_store
-from workers.execution import ENVELOPE_VERSION
 
 from .fleet import Fleet, session_fleet, use_broker
 
@@ -69,7 +69,7 @@ def _evil_envelope(marker: str) -> dict:
     payload = base64.b64encode(pickle.dumps(MarkerOnUnpickle(marker))).decode()
     run_id = str(uuid.uuid4())
     return {
-        "v": ENVELOPE_VERSION,
+        "v": 3,  # any version: it is rejected before anything reads it
         "task": {"name": "evil", "ref": {"pickle": payload}},
         "context": {},
         "runs": [{"id": run_id, "parameters": payload}],
@@ -93,7 +93,6 @@ class TestSpreadOverWorkers:
 class TestEnvelopeVerification:
     def test_unsigned_and_tampered_envelopes_are_rejected_unread(self, on_fleet, tmp_path):
         from workers.app import get_app
-        from workers.envelope import Signer
         from workers.execution import RUN_TASKS
 
         app = get_app()
@@ -104,8 +103,7 @@ class TestEnvelopeVerification:
         app.send_task(RUN_TASKS, args=[_evil_envelope(str(unsigned_marker))], serializer="json")
 
         # And an envelope signed with the right key, then altered in transit
-        key = on_fleet.env.get("CELERITY_SIGNING_KEY") or _default_key()
-        signer = Signer(key)
+        signer = Signer(on_fleet.env["CELERITY_SIGNING_KEY"])
 
         def tampered(body) -> bytes:
             import json
@@ -131,10 +129,10 @@ class TestEnvelopeVerification:
         finally:
             from workers.envelope import register_envelope_serializer
 
-            register_envelope_serializer(key)  # give this process its real decoder back
+            register_envelope_serializer(signer)  # give this process its real decoder back
 
         # Then the workers log both rejections ...
-        assert _wait_for_log(on_fleet, "signature does not match"), on_fleet.log_tail()
+        assert _wait_for_log(on_fleet, "failed signature verification"), on_fleet.log_tail()
         assert _wait_for_log(on_fleet, "ContentDisallowed") or _wait_for_log(
             on_fleet, "disallowed"
         ), on_fleet.log_tail()
@@ -143,9 +141,3 @@ class TestEnvelopeVerification:
         assert not tampered_marker.exists()
         # ... and the workers keep serving real flows.
         assert sorted(i for i, _ in spread(2)) == [0, 1]
-
-
-def _default_key() -> str:
-    from broker_config.settings import CeleritySettings
-
-    return CeleritySettings().signing_key.get_secret_value()
