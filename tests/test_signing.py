@@ -293,3 +293,30 @@ class TestKeyCommands:
         assert done.returncode != 0
         assert "celerity key generate" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+class TestDevKey:
+    def test_celerity_dev_makes_a_key_and_prints_its_export_line(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from workers.dev import _announce, fleet_env
+
+        # Given a shell without a key, the dev fleet gets a new random one ...
+        monkeypatch.delenv("CELERITY_SIGNING_KEY")
+        env = fleet_env("redis://127.0.0.1:1/0")
+        key = env["CELERITY_SIGNING_KEY"]
+        assert parse_keyring(key) == [key]
+        assert fleet_env("redis://127.0.0.1:1/0")["CELERITY_SIGNING_KEY"] != key
+        # ... and says how to use it from another shell
+        said: list[str] = []
+        _announce(env, 1, said.append)
+        assert f"export CELERITY_SIGNING_KEY={key}" in said
+
+    def test_celerity_dev_keeps_an_exported_key(self, signing_key: str) -> None:
+        from workers.dev import _announce, fleet_env
+
+        env = fleet_env("redis://127.0.0.1:1/0")
+        assert env["CELERITY_SIGNING_KEY"] == signing_key
+        said: list[str] = []
+        _announce(env, 1, said.append)
+        assert not any("CELERITY_SIGNING_KEY" in line for line in said)  # the shell has it
