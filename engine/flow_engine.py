@@ -19,7 +19,9 @@ from pydantic_core import to_jsonable_python
 
 from engine.context import FlowRunContext, TagsContext
 from engine.exceptions import Abort, FlowRunTimeoutError, ObjectNotFound, ParameterTypeError
+from engine.flow_attempts import retry_fields, start_attempt
 from engine.futures import resolve_futures_to_states
+from engine.leases import lease_keeper
 from engine.logging import get_run_logger, patch_print
 from engine.orchestration import SetStateStatus
 from engine.results import ResultStorage, resolve_storage
@@ -99,6 +101,7 @@ class FlowRunEngine:
             parent_task_run_id=self.parent_task_run.id if self.parent_task_run else None,
             parent_flow_run_id=parent.flow_run.id if parent else None,
             state=state,
+            **retry_fields(self.flow, self.parameters, self.store),
         )
         return self.store.create_flow_run(flow_run)
 
@@ -169,6 +172,9 @@ class FlowRunEngine:
             return False
         if self.set_state(Running()).type != StateType.RUNNING:
             return False
+        # A run resumed in a new process has used attempts already.
+        self.retries_done = max(self.flow_run.run_count - 1, 0)
+        start_attempt(self._context)
         if self.flow_run.run_count == 1:
             self.logger.info(
                 "Beginning flow run %r for flow %r", self.flow_run.name, self.flow.name
@@ -225,8 +231,9 @@ class FlowRunEngine:
             self.set_state(AwaitingRetry(scheduled_time=now() + datetime.timedelta(seconds=delay)))
 
     def begin_retry(self) -> None:
-        """Enter the next attempt after any delay."""
+        """Enter the next attempt after any delay; it reuses the task runs that completed."""
         self.set_state(Retrying())
+        start_attempt(self._context)
 
     def handle_crash(self, exc: BaseException) -> None:
         """The process is being interrupted: Crashed and on_crashed hooks; the caller re-raises."""
@@ -292,6 +299,9 @@ class FlowRunEngine:
         )
         with ExitStack() as stack:
             stack.enter_context(self._context)
+            # Renewed while this process runs the flow: a sweeper ends the run
+            # Crashed once the lease lapses (the process died).
+            stack.enter_context(lease_keeper.holding(self.store, self.flow_run.id))
             stack.enter_context(patch_print(log_prints))
             stack.enter_context(_outside_task_context())
             stack.enter_context(runner)

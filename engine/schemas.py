@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.results import ResultRef
 from engine.states import State, now
 
 
@@ -44,6 +45,11 @@ class FlowRun(RunBase):
     parameters: dict[str, Any] = Field(default_factory=dict)
     parent_task_run_id: uuid.UUID | None = None
     parent_flow_run_id: uuid.UUID | None = None
+    # What running it again in another process needs (see engine.flow_attempts):
+    # where to import the flow from and its parameters as given (signed, by
+    # reference).
+    flow_ref: dict[str, str] | None = None
+    parameters_ref: ResultRef | None = None
 
 
 class TaskRun(RunBase):

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import random
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,10 +21,12 @@ from typing import Any
 from engine.annotations import allow_failure, quote, unmapped
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
 from engine.exceptions import Abort, TaskRunTimeoutError
+from engine.flow_attempts import reusable_run
 from engine.futures import BaseFuture
-from engine.leases import lease_keeper
+from engine.leases import lease_keeper, worker_identity
 from engine.logging import get_run_logger, patch_print
 from engine.orchestration import SetStateStatus
+from engine.proposals import propose_task_run
 from engine.results import ResultStorage, resolve_storage
 from engine.schemas import TaskRun
 from engine.states import (
@@ -50,12 +50,6 @@ from engine.utilities.asyncutils import run_coro_sync
 from engine.utilities.callables import parameters_to_args_kwargs
 from engine.utilities.collections import visit_collection
 from engine.utilities.timeout import call_with_timeout
-
-
-def worker_identity() -> str:
-    """``host:pid``: which process ran a task run."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
 
 # --- inputs -------------------------------------------------------------------------------
 
@@ -185,10 +179,8 @@ class TaskRunEngine:
 
     def set_state(self, state: State[Any], force: bool = False) -> State[Any]:
         """Propose ``state``; on acceptance it becomes the run's state."""
-        state.state_details.task_run_id = self.task_run.id
-        state.state_details.flow_run_id = self.task_run.flow_run_id
         while True:
-            outcome = self.store.propose_state(self.task_run.id, state, force=force)
+            outcome = propose_task_run(self.task_run, state, force)
             if outcome.status != SetStateStatus.WAIT:
                 break
             time.sleep(outcome.delay_seconds or 0)
@@ -508,11 +500,22 @@ def _prepare(
 ) -> TaskRun:
     if task_run is None:
         task_run = new_task_run(task, parameters)
+        reused = reusable_run(task_run)
+        if reused is not None:
+            return reused  # completed in an earlier attempt of the flow run
         get_store().create_task_run(task_run)
     if wait_for:
         for future in upstream_futures(wait_for):
             future.wait()
     return task_run
+
+
+def _reused(task_run: TaskRun, return_type: ReturnType) -> tuple[bool, Any]:
+    """(True, what the caller gets) when ``task_run`` completed in an earlier attempt."""
+    state = task_run.state
+    if state is None or not state.is_completed():
+        return False, None
+    return True, state if return_type == "state" else state.result()
 
 
 def _wait_for_failed(wait_for: Any) -> list[State[Any]]:
@@ -532,6 +535,9 @@ def run_task_sync(
 ) -> Any:
     """Run a sync task to a final state in this thread."""
     task_run = _prepare(task, parameters, task_run, wait_for)
+    reused, outcome = _reused(task_run, return_type)
+    if reused:
+        return outcome
     engine = TaskRunEngine(task, task_run, parameters, result_storage)
     with engine.run_context():
         if _wait_for_failed(wait_for):
@@ -577,6 +583,9 @@ async def run_task_async(
 ) -> Any:
     """Run an async task to a final state on the running event loop."""
     task_run = _prepare(task, parameters, task_run, wait_for)
+    reused, outcome = _reused(task_run, return_type)
+    if reused:
+        return outcome
     engine = TaskRunEngine(task, task_run, parameters, result_storage)
     with engine.run_context():
         if _wait_for_failed(wait_for):

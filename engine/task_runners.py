@@ -16,8 +16,8 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from engine.exceptions import StoreUnavailable
 from engine.futures import BaseFuture, wait
+from engine.proposals import propose_task_run_state
 from engine.schemas import TaskRun
 from engine.states import Crashed, NotReady, State
 from engine.store import get_store
@@ -93,14 +93,26 @@ class TaskRunner(ABC):
     def _submit_chunk(
         self, task: Any, calls: list[dict[str, Any]], wait_for: Any, context: contextvars.Context
     ) -> list[BaseFuture[Any]]:
+        from engine.flow_attempts import reusable_run
         from engine.task_engine import new_task_run
 
         task_runs = [new_task_run(task, parameters) for parameters in calls]
-        get_store().create_task_runs(task_runs)
-        futures = [self.new_future(task_run) for task_run in task_runs]
+        # In a later attempt of the flow run, a call that completed before is
+        # not run again: its future is that run's, already finished.
+        reused = [reusable_run(task_run) for task_run in task_runs]
+        fresh = [
+            (run, call) for run, call, old in zip(task_runs, calls, reused, strict=True) if not old
+        ]
+        get_store().create_task_runs([run for run, _ in fresh])
+        new_futures = {run.id: self.new_future(run) for run, _ in fresh}
+        futures = [
+            new_futures[run.id] if old is None else _finished_future(old)
+            for run, old in zip(task_runs, reused, strict=True)
+        ]
         with self._futures_lock:
             self._futures.extend(futures)
-        for task_run, parameters, future in zip(task_runs, calls, futures, strict=True):
+        for task_run, parameters in fresh:
+            future = new_futures[task_run.id]
             self._hold_until_ready(task, task_run, parameters, wait_for, future, context)
         return futures
 
@@ -151,6 +163,12 @@ class TaskRunner(ABC):
             future.set_final_state(_mark_crashed(task_run, exc))
 
 
+def _finished_future(task_run: TaskRun) -> BaseFuture[Any]:
+    future: BaseFuture[Any] = BaseFuture(task_run.id)
+    future.set_final_state(task_run.state)  # type: ignore[arg-type]
+    return future
+
+
 class Gate:
     """Calls ``release`` once, after ``count`` upstreams have reported done."""
 
@@ -187,14 +205,11 @@ def _mark_crashed(task_run: TaskRun, exc: BaseException) -> State[Any]:
 
 
 def propose_final(task_run: TaskRun, state: State[Any]) -> State[Any]:
-    """Record a final state the runner decided (not the engine); the state now in effect."""
-    state.state_details.task_run_id = task_run.id
-    state.state_details.flow_run_id = task_run.flow_run_id
-    try:
-        outcome = get_store().propose_state(task_run.id, state, force=state.is_crashed())
-    except StoreUnavailable:
-        return state  # the store is gone: the future must still finish
-    return outcome.state or state
+    """Record a final state the runner decided (not the engine); the state now in effect.
+
+    The store may be gone (Redis lost): the future must still finish.
+    """
+    return propose_task_run_state(task_run, state, state.is_crashed(), store_may_be_lost=True)
 
 
 class ThreadPoolTaskRunner(TaskRunner):

@@ -22,9 +22,11 @@ import uuid
 from typing import Any
 
 from engine.exceptions import ObjectNotFound
+from engine.flow_attempts import crash_flow_run
 from engine.schemas import FlowRun
 from engine.states import Crashed, Failed, State, StateType
 from engine.store import get_store
+from engine.store.base import SharedRunStore
 
 RUN_FLOW_TASK = "celerity.run_flow"
 
@@ -63,12 +65,20 @@ def handle_flow_run_message(message: dict[str, Any]) -> None:
         _finish(flow_run.id, Failed(message=f"Could not load the flow: {exc}"))
         return
     try:
-        exitcode = _run_in_child(flow, flow_run, message.get("parameters") or {})
+        exitcode = _run_in_child(flow, flow_run, _parameters(flow_run, message))
     except Exception as exc:
         logger.exception("Flow run %s could not be started", flow_run.id)
         _finish(flow_run.id, Crashed(message=f"The flow run process could not start: {exc!r}"))
         return
     _ensure_final(flow_run.id, exitcode)
+
+
+def _parameters(flow_run: FlowRun, message: dict[str, Any]) -> dict[str, Any]:
+    if flow_run.parameters_ref is not None:  # as given in Python, signed
+        from engine.flow_attempts import parameters_for_attempt
+
+        return parameters_for_attempt(flow_run)
+    return dict(message.get("parameters") or {})
 
 
 def _read_flow_run(message: dict[str, Any]) -> FlowRun | None:
@@ -129,19 +139,30 @@ def _run_in_child(flow: Any, flow_run: FlowRun, parameters: dict[str, Any]) -> i
     return process.exitcode
 
 
+
 def _ensure_final(flow_run_id: uuid.UUID, exitcode: int | None) -> None:
-    state = get_store().read_flow_run(flow_run_id).state
+    try:
+        state = get_store().read_flow_run(flow_run_id).state
+    except ObjectNotFound:
+        logger.error("Flow run %s is no longer in the run store (Redis lost it?).", flow_run_id)
+        return
     if state is not None and state.is_final():
         logger.info("Flow run %s finished: %s", flow_run_id, state.name)
         return
     reached = state.name if state is not None else "no state"
-    _finish(
-        flow_run_id,
-        Crashed(
-            message=f"The flow run process {_exit_text(exitcode)} before the run reached "
-            f"a final state (it was {reached})."
-        ),
+    reason = (
+        f"The flow run process {_exit_text(exitcode)} before the run reached "
+        f"a final state (it was {reached})."
     )
+    logger.error("Flow run %s: %s", flow_run_id, reason)
+    store = get_store()
+    if isinstance(store, SharedRunStore):
+        from workers.sweeper import retry_if_allowed  # it loads flows through this module
+
+        crash_flow_run(store, store.read_flow_run(flow_run_id), reason, force=True)
+        retry_if_allowed(store, flow_run_id)
+    else:
+        _finish(flow_run_id, Crashed(message=reason))
 
 
 def _exit_text(exitcode: int | None) -> str:

@@ -1,8 +1,10 @@
 """The one generic Celery task: run the task runs an envelope carries.
 
 An envelope is already verified by the serializer (see ``workers.envelope``)
-when this runs. For each task run it unpacks the parameters, prefetches
-upstream results in one round trip and calls ``begin_task_run`` (which
+when this runs. The worker first *claims* the message's runs (one round trip:
+it reads them and leases the ones nobody holds, so that a coordinator knows
+they are in a live worker's hands), then for each task run unpacks the
+parameters, prefetches upstream results and calls ``begin_task_run`` (which
 proposes RUNNING; a duplicate delivery does nothing). The Redis store appends
 the completion event to the flow run's stream atomically with the final state.
 
@@ -16,7 +18,6 @@ reason; nothing is left hanging.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import uuid
@@ -24,28 +25,31 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from kombu.serialization import loads as kombu_loads
 
+from broker_config.celery_config import ENVELOPE_CONTENT_TYPE
 from engine.exceptions import EnvelopeRejected, ObjectNotFound
+from engine.leases import lease_keeper, worker_identity
+from engine.proposals import propose_task_run_state
 from engine.results import INLINE, ResultStorage, read_result, storage_for_url
 from engine.schemas import TaskRun
 from engine.states import AwaitingRetry, Crashed, Failed, State
 from engine.store import get_store
-from engine.store.continuations import set_release_handler
-from engine.task_engine import begin_task_run, worker_identity
+from engine.store.base import SharedRunStore
+from engine.task_engine import begin_task_run
 from engine.utilities.importing import from_reference, load_import_path
 from workers.envelope import unpack
+from workers.protocol import Envelope, RunEntry
 from workers.upstream import resolve_upstream_refs
 
 RUN_TASKS = "celerity.run_tasks"
 STALE_MODULE_HINT = (
     " (a worker imports each module once: restart the workers after changing your files)"
 )
-# 2: entries carry only the run id and parameters; the worker reads the task run.
-ENVELOPE_VERSION = 2
 
 logger = logging.getLogger("celerity.worker")
 
-Requeue = Callable[[list[dict[str, Any]]], None]
+Requeue = Callable[[list[RunEntry]], None]
 
 
 _app: Celery | None = None
@@ -53,49 +57,68 @@ _local = threading.local()
 
 
 def register(app: Celery) -> None:
-    """Register the task-run executor on ``app``; released runs are sent through it."""
+    """Register the task-run executor on ``app``."""
     global _app
     _app = app
-    set_release_handler(on_release)
 
     @app.task(name=RUN_TASKS, bind=True, acks_late=True, ignore_result=True)
-    def run_tasks(self: Any, envelope: dict[str, Any]) -> int:
+    def run_tasks(self: Any, body: Any) -> int:
         queue = (self.request.delivery_info or {}).get("routing_key")
+        try:
+            envelope = Envelope.from_json(body)
+        except EnvelopeRejected as exc:
+            # Dropped (acknowledged): the coordinator resends its runs, or
+            # fails them with the reason, once it sees nobody took them.
+            logger.warning("Dropped a message on queue %r: %s", queue, exc)
+            return 0
 
-        def requeue_later(entries: list[dict[str, Any]]) -> None:
-            delay = getattr(get_store(), "lease_seconds", 30.0)
-            publish_envelope(app, {**envelope, "runs": entries}, countdown=delay)
+        def requeue_later(entries: list[RunEntry]) -> None:
+            store = get_store()
+            delay = store.lease_seconds if isinstance(store, SharedRunStore) else 30.0
+            publish_envelope(app, envelope.with_runs(entries), countdown=delay)
 
         return run_with_continuations(envelope, queue, requeue_later)
 
 
-def publish_envelope(app: Celery, envelope: dict[str, Any], countdown: float | None = None) -> None:
+def publish_envelope(app: Celery, envelope: Envelope, countdown: float | None = None) -> None:
     """Send an envelope to its queue."""
     # A fixed argsrepr spares Celery a saferepr of the whole envelope.
-    summary = f"<{len(envelope['runs'])} run(s) of {envelope['task'].get('name')}>"
     app.send_task(
         RUN_TASKS,
-        args=[envelope],
-        queue=envelope.get("queue"),
+        args=[envelope.to_json()],
+        queue=envelope.queue,
         countdown=countdown,
-        argsrepr=summary,
+        argsrepr=envelope.summary(),
         kwargsrepr="{}",
     )
 
 
-def on_release(envelopes: list[bytes]) -> None:
-    """Runs released by a run that just finished here: keep them for this worker, or send."""
-    parsed = [json.loads(envelope) for envelope in envelopes]
+def on_release(signed_envelopes: list[bytes]) -> None:
+    """Runs released by a run that just finished here: keep them for this worker, or send.
+
+    Parked envelopes were signed by the coordinator that parked them; one that
+    does not verify (tampered in Redis) is dropped, and the coordinator resends
+    its run from what it holds.
+    """
+    parsed = [e for e in map(_verified_envelope, signed_envelopes) if e is not None]
     kept = getattr(_local, "continuations", None)
     if kept is not None:
         kept.extend(parsed)
     elif _app is not None:
         for envelope in parsed:
-            publish_envelope(_app, envelope)
+            publish_envelope(_app, envelope.with_runs(envelope.runs))
+
+
+def _verified_envelope(signed: bytes) -> Envelope | None:
+    try:
+        return Envelope.from_json(kombu_loads(signed, ENVELOPE_CONTENT_TYPE, "binary"))
+    except Exception as exc:
+        logger.warning("Dropped a released continuation that does not verify: %s", exc)
+        return None
 
 
 def run_with_continuations(
-    envelope: dict[str, Any], queue: str | None, requeue_later: Requeue | None
+    envelope: Envelope, queue: str | None, requeue_later: Requeue | None
 ) -> int:
     """Run ``envelope``, then whatever its runs released: one here, the rest sent on.
 
@@ -103,75 +126,93 @@ def run_with_continuations(
     as cheap as a function call; the others go back to the queue so that other
     workers share them.
     """
-    released: list[dict[str, Any]] = []
+    store = get_store()
+    if isinstance(store, SharedRunStore):
+        store.release_handler = on_release
+    released: list[Envelope] = []
     _local.continuations = released
     try:
-        finished = execute_envelope(envelope, requeue_later)
+        finished = execute_envelope(envelope, requeue_later, queue)
         while released:
             batch = released[:]
             released.clear()
-            here = [e for e in batch if e.get("queue") in (None, queue)][:1]
+            here = [e for e in batch if e.queue in (None, queue)][:1]
             for other in batch:
                 if other not in here and _app is not None:
-                    publish_envelope(_app, other)
+                    publish_envelope(_app, other.with_runs(other.runs))
             for continuation in here:
-                finished += execute_envelope(continuation, requeue_later)
+                finished += execute_envelope(continuation, requeue_later, queue)
         return finished
     finally:
         _local.continuations = None
 
 
-def execute_envelope(envelope: dict[str, Any], requeue_later: Requeue | None = None) -> int:
+def execute_envelope(
+    envelope: Envelope, requeue_later: Requeue | None = None, queue: str | None = None
+) -> int:
     """Run every task run in ``envelope``; returns how many reached a final state."""
-    if envelope.get("v") != ENVELOPE_VERSION:
-        raise EnvelopeRejected(f"Unknown envelope version {envelope.get('v')!r}.")
-    context = envelope["context"]
+    store = get_store()
+    runs = list(envelope.runs)
+    lapsed: set[uuid.UUID] = set()
+    if isinstance(store, SharedRunStore):
+        runs, lapsed = _claim(store, envelope, queue, requeue_later)
+    with lease_keeper.held(store, [entry.id for entry in runs]):
+        return _execute_claimed(envelope, runs, lapsed, requeue_later)
+
+
+def _execute_claimed(
+    envelope: Envelope, runs: list[RunEntry], lapsed: set[uuid.UUID], requeue: Requeue | None
+) -> int:
+    context = envelope.context
     storage = _result_storage(context.get("result_storage"))
-    runs = _skip_leased_elsewhere(envelope["runs"], requeue_later)
     try:
-        task = _load_task(envelope["task"]["ref"])
+        task = _load_task(envelope.task_ref)
     except Exception as exc:  # e.g. the worker cannot import the task's module
-        reason = _with_hint(f"The worker could not load task {envelope['task'].get('name')!r}", exc)
+        reason = _with_hint(f"The worker could not load task {envelope.task_name!r}", exc)
         return sum(_fail_run(entry, reason) for entry in runs)
-    return sum(_run_entry(task, entry, context, storage, requeue_later) for entry in runs)
+    return sum(
+        _run_entry(task, entry, context, storage, entry.id in lapsed, requeue) for entry in runs
+    )
 
 
-def _skip_leased_elsewhere(
-    runs: list[dict[str, Any]], requeue_later: Requeue | None
-) -> list[dict[str, Any]]:
-    # One MGET for the batch: the runs (so each first proposal skips its read)
-    # and their leases (so a run another live worker holds is not touched).
-    prime = getattr(get_store(), "prime", None)
-    if prime is None:
-        return runs
-    holders = prime([uuid.UUID(entry["id"]) for entry in runs])
+def _claim(
+    store: SharedRunStore, envelope: Envelope, queue: str | None, requeue_later: Requeue | None
+) -> tuple[list[RunEntry], set[uuid.UUID]]:
+    """Claim the message's runs; (the runs to run here, those whose lease had lapsed).
+
+    One round trip for the batch: the runs (so each first proposal skips its
+    read) and their leases; a run another live worker holds is not touched.
+    """
     me = worker_identity()
-    busy = [e for e in runs if holders.get(uuid.UUID(e["id"])) not in (None, me)]
+    holders = store.prime([e.id for e in envelope.runs], me, queue, envelope.sent_at)
+    busy = [e for e in envelope.runs if holders.get(e.id) not in (None, me)]
     if busy and requeue_later is not None:
         requeue_later(busy)
-    return [entry for entry in runs if entry not in busy]
+    mine = [e for e in envelope.runs if e not in busy]
+    return mine, {e.id for e in mine if e.id not in holders}
 
 
 def _run_entry(
     task: Any,
-    entry: dict[str, Any],
+    entry: RunEntry,
     context: dict[str, Any],
     storage: ResultStorage | None,
+    lease_lapsed: bool,
     requeue_later: Requeue | None,
 ) -> bool:
     try:
         task_run = _task_run_of(entry)
     except ObjectNotFound:
         logger.error("Task run %s is not in the run store (expired or deleted); skipped.",
-                     entry["id"])
+                     entry.id)
         return True
     try:
-        parameters = resolve_upstream_refs(unpack(entry["parameters"]))
+        parameters = resolve_upstream_refs(unpack(entry.parameters))
         prefetch_results(parameters)
     except Exception as exc:
         return _fail_run(entry, f"The worker could not load the task run's parameters: {exc!r}")
     state = _begin(task, task_run, parameters, context, storage)
-    if state.is_running() and _lease_lapsed(task_run.id):
+    if state.is_running() and lease_lapsed and state.state_details.worker != worker_identity():
         if take_over(task_run, state, task.retries):
             state = _begin(task, task_run, parameters, context, storage)
     elif not state.is_final() and requeue_later is not None and not state.is_pending():
@@ -199,7 +240,7 @@ def _begin(
         # or its future would wait forever.
         reason = _with_hint(f"The worker could not run task run {task_run.name!r}", exc)
         logger.exception(reason)
-        return _propose(task_run, Failed(message=reason))
+        return propose_task_run_state(task_run, Failed(message=reason))
 
 
 def _with_hint(what: str, exc: Exception) -> str:
@@ -208,49 +249,36 @@ def _with_hint(what: str, exc: Exception) -> str:
     return reason + STALE_MODULE_HINT if isinstance(exc, AttributeError) else reason
 
 
-def _lease_lapsed(task_run_id: uuid.UUID) -> bool:
-    lease_holder = getattr(get_store(), "lease_holder", None)
-    return lease_holder is not None and lease_holder(task_run_id) is None
-
-
 def take_over(task_run: TaskRun, current: State[Any], retries: int) -> bool:
     """Move an orphaned Running run to a new attempt (True) or to Crashed (False)."""
     lost = current.state_details.worker or "unknown"
-    store = get_store()
-    attempts = store.read_task_run(task_run.id).run_count
+    attempts = get_store().read_task_run(task_run.id).run_count
     if attempts <= retries:
         logger.warning("Worker %s was lost running %s; starting a new attempt.", lost, task_run.id)
         # No force: if the run moved on meanwhile (it finished after all),
         # the rules reject this and nothing is redone.
         retry = AwaitingRetry(message=f"Worker {lost} was lost; retrying.")
-        return _propose(task_run, retry).id == retry.id
+        return propose_task_run_state(task_run, retry).id == retry.id
     logger.error("Worker %s was lost running %s; no retries left.", lost, task_run.id)
-    _propose(task_run, Crashed(message=f"Worker {lost} was lost while running this task run."))
+    crashed = Crashed(message=f"Worker {lost} was lost while running this task run.")
+    propose_task_run_state(task_run, crashed)
     return False
 
 
-def _propose(task_run: TaskRun, state: State[Any], force: bool = False) -> State[Any]:
-    state.state_details.task_run_id = task_run.id
-    state.state_details.flow_run_id = task_run.flow_run_id
-    outcome = get_store().propose_state(task_run.id, state, force=force)
-    return outcome.state or state
-
-
-def _fail_run(entry: dict[str, Any], reason: str) -> bool:
+def _fail_run(entry: RunEntry, reason: str) -> bool:
     logger.error(reason)
     try:
-        _propose(_task_run_of(entry), Failed(message=reason))
+        propose_task_run_state(_task_run_of(entry), Failed(message=reason))
     except ObjectNotFound:
-        logger.error("Task run %s is not in the run store; nothing to fail.", entry["id"])
+        logger.error("Task run %s is not in the run store; nothing to fail.", entry.id)
     return True
 
 
-def _task_run_of(entry: dict[str, Any]) -> TaskRun:
+def _task_run_of(entry: RunEntry) -> TaskRun:
     """The entry's task run as the store has it (primed for the whole message), stateless."""
     store = get_store()
-    run_id = uuid.UUID(entry["id"])
-    known = getattr(store, "known_task_run", None)
-    task_run = (known(run_id) if known is not None else None) or store.read_task_run(run_id)
+    known = store.known_task_run(entry.id) if isinstance(store, SharedRunStore) else None
+    task_run = known or store.read_task_run(entry.id)
     # The engine starts from Pending and proposes Running; the stored state
     # only matters to the compare-and-set, which reads it itself.
     return task_run.model_copy(update={"state": None})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from broker_config.settings import CeleritySettings, get_settings
 
@@ -66,6 +67,7 @@ def start_worker(
         loglevel,
         "worker",
     )
+    _sweep_when_ready()
     get_app(settings).worker_main(argv)
 
 
@@ -89,7 +91,24 @@ def start_coordinator(
     _import_from_cwd()
     settings = settings or get_settings()
     argv = worker_argv([settings.flow_queue], concurrency, "threads", loglevel, "coordinator")
+    _sweep_when_ready()
     get_app(settings).worker_main(argv)
+
+
+def _sweep_when_ready() -> None:
+    """Run the fleet-wide flow run sweep in this process once the worker is up.
+
+    Every worker and coordinator sweeps (several sweepers are safe), so a flow
+    run whose process died is ended even on a fleet with no coordinator.
+    """
+    from celery.signals import worker_ready
+
+    from workers.sweeper import start_sweeper
+
+    def on_ready(**_: Any) -> None:
+        start_sweeper()
+
+    worker_ready.connect(on_ready, weak=False)
 
 
 __all__ = ["start_coordinator", "start_worker", "task_queues", "worker_argv"]

@@ -48,10 +48,37 @@ def submit_flow_run(
     parameters = _json_parameters(parameters or {})
     target, flow_name, flow = _flow_target(flow_or_target)
     store = _store(settings)
-    flow_run = store.create_flow_run(_new_flow_run(flow_name, flow, parameters))
-    message = {"flow_run_id": str(flow_run.id), "flow": target, "parameters": parameters}
-    _publish(store, settings, flow_run.id, message)
+    flow_run = store.create_flow_run(_new_flow_run(flow_name, flow, parameters, target))
+    _publish(store, settings, flow_run.id, _message(flow_run))
     return flow_run.id
+
+
+def resubmit_flow_run(
+    flow_run: FlowRun, reason: str, *, settings: CeleritySettings | None = None
+) -> None:
+    """Send a finished flow run back to the coordinators as a new attempt of the same run.
+
+    The attempt reuses the task runs that completed before (see
+    ``engine.flow_attempts``). ``flow_run`` must carry its ``flow_ref``.
+    """
+    from engine.flow_attempts import new_attempt_state
+
+    settings = settings or get_settings()
+    store = _store(settings)
+    waiting = new_attempt_state(reason)
+    waiting.state_details.flow_run_id = flow_run.id
+    store.propose_state(flow_run.id, waiting, force=True)
+    _publish(store, settings, flow_run.id, _message(flow_run))
+
+
+def _message(flow_run: FlowRun) -> dict[str, Any]:
+    # Parameters by value when they are JSON; a run started in Python with other
+    # values carries them (signed) in ``parameters_ref`` instead.
+    return {
+        "flow_run_id": str(flow_run.id),
+        "flow": flow_run.flow_ref,
+        "parameters": flow_run.parameters,
+    }
 
 
 def wait_for_flow_run(
@@ -130,7 +157,9 @@ def _file_target(target: str) -> tuple[dict[str, str], str]:
     return {"file": str(path), "function": function}, function
 
 
-def _new_flow_run(flow_name: str, flow: Any, parameters: dict[str, Any]) -> FlowRun:
+def _new_flow_run(
+    flow_name: str, flow: Any, parameters: dict[str, Any], target: dict[str, str]
+) -> FlowRun:
     from engine.flows import generate_run_name
 
     state = Scheduled()
@@ -141,6 +170,7 @@ def _new_flow_run(flow_name: str, flow: Any, parameters: dict[str, Any]) -> Flow
         parameters=parameters,
         tags=sorted(getattr(flow, "tags", None) or []),
         state=state,
+        flow_ref=target,
     )
     state.state_details.flow_run_id = run.id
     return run
@@ -161,4 +191,4 @@ def _publish(
         raise
 
 
-__all__ = ["SubmissionError", "submit_flow_run", "wait_for_flow_run"]
+__all__ = ["SubmissionError", "resubmit_flow_run", "submit_flow_run", "wait_for_flow_run"]

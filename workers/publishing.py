@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-Sender = Callable[[Hashable, list[dict[str, Any]]], None]
+Sender = Callable[[Hashable, list[Any]], None]
 
 _local = threading.local()
 
@@ -22,9 +22,9 @@ _local = threading.local()
 class _Batch:
     def __init__(self, per_message: int) -> None:
         self.per_message = max(1, per_message)
-        self.groups: dict[Hashable, tuple[Sender, list[dict[str, Any]]]] = {}
+        self.groups: dict[Hashable, tuple[Sender, list[Any]]] = {}
 
-    def add(self, sender: Sender, key: Hashable, entry: dict[str, Any]) -> None:
+    def add(self, sender: Sender, key: Hashable, entry: Any) -> None:
         _, entries = self.groups.setdefault(key, (sender, []))
         entries.append(entry)
         if len(entries) >= self.per_message:
@@ -51,7 +51,7 @@ def collecting(per_message: int) -> Iterator[None]:
         batch.flush()
 
 
-def offer(sender: Sender, key: Hashable, entry: dict[str, Any]) -> None:
+def offer(sender: Sender, key: Hashable, entry: Any) -> None:
     """Send ``entry`` now, or hold it if this thread is collecting."""
     batch = getattr(_local, "batch", None)
     if batch is None:

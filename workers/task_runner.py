@@ -12,13 +12,18 @@ stream.
 from __future__ import annotations
 
 import contextvars
-import json
+import logging
 import math
 import threading
+import time
 import uuid
 from collections.abc import Hashable
 from typing import Any
 
+from kombu.exceptions import ChannelError
+from kombu.serialization import dumps as kombu_dumps
+
+from broker_config.celery_config import ENVELOPE_SERIALIZER
 from broker_config.queues import route_for
 from broker_config.settings import CeleritySettings, get_settings
 from engine.annotations import allow_failure
@@ -34,16 +39,20 @@ from engine.results import (
 from engine.schemas import TaskRun
 from engine.states import Crashed, Failed, State
 from engine.store import get_store
+from engine.store.base import SharedRunStore
 from engine.task_engine import failed_upstreams, upstream_futures
 from engine.task_runners import Gate, TaskRunner, mark_not_ready, propose_final
 from engine.utilities.collections import collect, visit_collection
 from engine.utilities.importing import to_reference
 from workers.envelope import pack
-from workers.execution import ENVELOPE_VERSION, publish_envelope
+from workers.execution import publish_envelope
 from workers.listener import CompletionListener, get_listener
+from workers.protocol import Envelope, RunEntry
 from workers.publishing import collecting, offer
-from workers.reaper import Reaper
+from workers.reaper import InFlight, Reaper
 from workers.upstream import UpstreamRef
+
+logger = logging.getLogger("celerity.runner")
 
 # More upstreams than this and a run waits in the coordinator instead of Redis
 # (the release script checks each upstream's state).
@@ -76,11 +85,11 @@ class CeleryTaskRunner(TaskRunner):
         self._app = app
         self.result_storage = result_storage_for(self.settings)
         self._listener: CompletionListener | None = None
-        self._flow_run_id: uuid.UUID | None = None
+        self.flow_run_id: uuid.UUID | None = None
         self._context: dict[str, Any] | None = None
         self._task_refs: dict[int, dict[str, Any]] = {}
-        # run id -> (message key, packed parameters, future): what a resend needs.
-        self._inflight: dict[uuid.UUID, tuple[Any, str, BaseFuture[Any]]] = {}
+        # What a resend needs, per dispatched run, until the run is final.
+        self._inflight: dict[uuid.UUID, InFlight] = {}
         self._inflight_lock = threading.Lock()
         # Bound once: every in-flight future holds this same callback object.
         self._forget_when_done = self._forget
@@ -101,23 +110,17 @@ class CeleryTaskRunner(TaskRunner):
 
     def __enter__(self) -> CeleryTaskRunner:
         store = get_store()
-        if not hasattr(store, "client"):
+        if not isinstance(store, SharedRunStore):
             raise ConfigurationError(
                 "The Celery runner needs the Redis run store: set CELERITY_BROKER_URL "
                 "(or CELERITY_STORE_URL) so that workers and this process share runs."
             )
-        self._listener = get_listener(store.client, store.prefix)
+        self._listener = get_listener(store.client, store.prefix)  # type: ignore[attr-defined]
         flow_ctx = FlowRunContext.get()
         if flow_ctx is not None:
-            self._flow_run_id = flow_ctx.flow_run.id
-            self._listener.watch_flow_run(self._flow_run_id)
-        self._reaper = Reaper(
-            store,  # type: ignore[arg-type]
-            self._inflight_snapshot,
-            self._resend,
-            self._retries_of,
-            self._lose,
-        )
+            self.flow_run_id = flow_ctx.flow_run.id
+            self._listener.watch_flow_run(self.flow_run_id)
+        self._reaper = Reaper(store, self)
         self._reaper.start()
         return self
 
@@ -127,8 +130,8 @@ class CeleryTaskRunner(TaskRunner):
         finally:
             if self._reaper is not None:
                 self._reaper.stop()
-            if self._listener is not None and self._flow_run_id is not None:
-                self._listener.unwatch_flow_run(self._flow_run_id)
+            if self._listener is not None and self.flow_run_id is not None:
+                self._listener.unwatch_flow_run(self.flow_run_id)
 
     # --- submission ---------------------------------------------------------------------------
 
@@ -159,27 +162,25 @@ class CeleryTaskRunner(TaskRunner):
         except SerializationError as exc:
             future.set_final_state(propose_final(task_run, Failed(message=str(exc))))
             return
-        self._track(task_run.id, key, entry, future)
+        self._track(key, entry, future)
         offer(self._send, key, entry)
 
     def _entry(
         self, task: Any, task_run: TaskRun, parameters: dict[str, Any]
-    ) -> tuple[Any, dict[str, Any]]:
+    ) -> tuple[Any, RunEntry]:
         # Only the id and the parameters: the worker reads the task run itself
-        # from the store (in the one MGET it makes per message anyway), and
-        # thousands of entries' parameters wait in memory here until their
+        # from the store (in the one round trip it makes per message anyway),
+        # and thousands of entries' parameters wait in memory here until their
         # runs finish, in case the reaper must send them again.
-        entry = {"id": str(task_run.id), "parameters": _pack_parameters(task_run, parameters)}
+        entry = RunEntry(task_run.id, _pack_parameters(task_run, parameters))
         queue = route_for(task.queue, task_run.tags, self.settings)
         return (id(self), id(task), queue, task), entry
 
-    def _track(
-        self, task_run_id: uuid.UUID, key: Any, entry: dict[str, Any], future: BaseFuture[Any]
-    ) -> None:
+    def _track(self, key: Any, entry: RunEntry, future: BaseFuture[Any]) -> None:
         # Kept until the run finishes, so that the reaper can send it again if
-        # its worker is lost.
+        # its message is lost.
         with self._inflight_lock:
-            self._inflight[task_run_id] = (key, entry["parameters"], future)
+            self._inflight[entry.id] = InFlight(key, entry.parameters, future)
         future.add_done_callback(self._forget_when_done)
 
     # --- continuations ------------------------------------------------------------------------
@@ -220,12 +221,15 @@ class CeleryTaskRunner(TaskRunner):
             return True
         upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
         allowed = _allowed_failures(parameters, wait_for)
-        envelope = json.dumps(self._envelope(key, [entry]))
+        # Signed like a message: the worker that releases it verifies it first.
+        _, _, signed = kombu_dumps(self._envelope(key, [entry]).to_json(), ENVELOPE_SERIALIZER)
         flags = [(u.task_run_id, u.task_run_id in allowed) for u in upstreams]
-        waiting = get_store().defer(task_run.id, envelope, flags)  # type: ignore[attr-defined]
+        store = get_store()
+        assert isinstance(store, SharedRunStore)  # checked when the runner was entered
+        waiting = store.defer(task_run.id, signed, flags)
         if waiting < 0:
             return False  # an upstream already failed: the gate marks it NotReady
-        self._track(task_run.id, key, entry, future)
+        self._track(key, entry, future)
         if waiting == 0:
             offer(self._send, key, entry)
             return True
@@ -245,54 +249,91 @@ class CeleryTaskRunner(TaskRunner):
     ) -> None:
         # Every upstream is final. If one failed (and is not allowed to), no
         # worker will release this run: take it back and mark it NotReady.
+        # Otherwise the worker that finished the last upstream has released
+        # it: from now on it counts as sent, so the reaper resends it if that
+        # worker died before passing it on.
         failed = failed_upstreams(parameters, wait_for)
-        if failed and get_store().cancel_deferred(task_run.id):  # type: ignore[attr-defined]
+        store = get_store()
+        if failed and isinstance(store, SharedRunStore) and store.cancel_deferred(task_run.id):
             future.set_final_state(mark_not_ready(task_run, failed[0]))
+        elif not failed:
+            self._mark_sent([task_run.id], time.time(), count=False)
 
     def _forget(self, future: BaseFuture[Any]) -> None:
         with self._inflight_lock:
             self._inflight.pop(future.task_run_id, None)
 
-    def _inflight_snapshot(self) -> dict[uuid.UUID, Any]:
+    # --- what the reaper needs (workers.reaper.Dispatcher) ------------------------------------
+
+    def inflight(self) -> dict[uuid.UUID, InFlight]:
+        """A copy of the in-flight table (the reaper walks it once per lease period)."""
         with self._inflight_lock:
             return dict(self._inflight)
 
-    def _inflight_entry(self, task_run_id: uuid.UUID) -> tuple[Any, str, BaseFuture[Any]] | None:
-        # One lookup under the lock: the reaper calls this per run, so a copy
-        # of the whole table each time would make giving up on n runs O(n^2).
+    def resend(self, task_run_id: uuid.UUID) -> None:
+        """Send a dispatched run again from the parameters kept here."""
         with self._inflight_lock:
-            return self._inflight.get(task_run_id)
+            # One lookup, not a copy of the table: the reaper calls this per run.
+            record = self._inflight.get(task_run_id)
+        if record is not None:
+            self._send(record.key, [RunEntry(task_run_id, record.parameters)])
 
-    def _resend(self, task_run_id: uuid.UUID) -> None:
-        found = self._inflight_entry(task_run_id)
-        if found is not None:
-            key, parameters, _ = found
-            self._send(key, [{"id": str(task_run_id), "parameters": parameters}])
-
-    def _lose(self, task_run_id: uuid.UUID, reason: str) -> None:
+    def lose(self, task_run_id: uuid.UUID, reason: str) -> None:
         """Finish the future of a run whose outcome can no longer arrive (store lost)."""
-        found = self._inflight_entry(task_run_id)
-        if found is not None:
-            state = Crashed(message=reason)
-            state.state_details.task_run_id = task_run_id
-            found[2].set_final_state(state)
+        with self._inflight_lock:
+            record = self._inflight.get(task_run_id)
+        if record is not None:
+            record.future.set_final_state(_crashed(task_run_id, reason))
 
-    def _retries_of(self, task_run_id: uuid.UUID) -> int:
-        found = self._inflight_entry(task_run_id)
-        return found[0][3].retries if found is not None else 0
+    def lose_all(self, reason: str) -> None:
+        """Finish every unfinished future of this runner Crashed (the flow run is lost)."""
+        with self._futures_lock:
+            futures = [f for f in self._futures if not f.done()]
+        for future in futures:
+            future.set_final_state(_crashed(future.task_run_id, reason))
 
-    def _envelope(self, key: Any, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    def queue_is_empty(self, queue: str | None) -> bool:
+        """Whether the broker holds no ready message on ``queue``."""
+        try:
+            with self.app.connection_for_read() as connection:
+                channel = connection.default_channel
+                declared = channel.queue_declare(queue=queue or "", passive=True)
+                return int(declared.message_count) == 0
+        except ChannelError:
+            return True  # kombu's Redis transport deletes an empty queue's list
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def _envelope(self, key: Any, entries: list[RunEntry]) -> Envelope:
         _, _, queue, task = key
-        return {
-            "v": ENVELOPE_VERSION,
-            "task": {"name": task.name, "ref": self._task_ref(task)},
-            "context": self._serialized_context(),
-            "queue": queue,
-            "runs": entries,
-        }
+        return Envelope(
+            task_name=task.name,
+            task_ref=self._task_ref(task),
+            context=self._serialized_context(),
+            queue=queue,
+            runs=tuple(entries),
+        )
 
-    def _send(self, key: Hashable, entries: list[dict[str, Any]]) -> None:
-        publish_envelope(self.app, self._envelope(key, entries))
+    def _send(self, key: Hashable, entries: list[RunEntry]) -> None:
+        envelope = self._envelope(key, entries)
+        try:
+            publish_envelope(self.app, envelope)
+        except Exception as exc:  # the broker is unreachable: the reaper resends later
+            logger.warning(
+                "Could not send %d task run(s) of %s (%s); they will be sent again.",
+                len(entries),
+                envelope.task_name,
+                exc,
+            )
+        self._mark_sent([entry.id for entry in entries], envelope.sent_at)
+
+    def _mark_sent(self, run_ids: list[uuid.UUID], sent_at: float, count: bool = True) -> None:
+        with self._inflight_lock:
+            for run_id in run_ids:
+                record = self._inflight.get(run_id)
+                if record is not None:
+                    record.sent_at = sent_at
+                    record.sends += count
 
     def _task_ref(self, task: Any) -> dict[str, Any]:
         ref = self._task_refs.get(id(task))
@@ -308,6 +349,12 @@ class CeleryTaskRunner(TaskRunner):
             context["result_storage"] = self.result_storage.url
             self._context = context
         return self._context
+
+
+def _crashed(task_run_id: uuid.UUID, reason: str) -> State[Any]:
+    state: State[Any] = Crashed(message=reason)
+    state.state_details.task_run_id = task_run_id
+    return state
 
 
 def _pack_parameters(task_run: TaskRun, parameters: dict[str, Any]) -> str:

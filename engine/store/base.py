@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -104,3 +104,93 @@ class RunStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release connections."""
+
+
+ReleaseHandler = Callable[[list[bytes]], None]
+
+
+class SharedRunStore(RunStore):
+    """A run store that several processes share (Redis): what a fleet needs beyond the
+    contract above.
+
+    Leases tell the fleet which runs a live process holds: a task run is leased
+    to its worker from the moment a worker takes its message (a *claim*) until it
+    is final; a flow run is leased to the process that runs it until it is final.
+    Every lease is renewed by ``engine.leases.lease_keeper`` in the holding
+    process and lapses ``lease_seconds`` after that process dies. Deferred runs
+    (continuations) are parked here and released by the atomic step that
+    finishes their last upstream; ``release_handler`` is who sends them on in
+    this process.
+    """
+
+    lease_seconds: float = 30.0
+    release_handler: ReleaseHandler | None = None
+
+    @property
+    @abstractmethod
+    def client(self) -> Any:
+        """The underlying connection (the listener and result storage use it)."""
+
+    # --- task run leases ------------------------------------------------------------
+
+    @abstractmethod
+    def prime(
+        self, run_ids: list[uuid.UUID], claimant: str, queue: str | None, sent_at: float
+    ) -> dict[uuid.UUID, str]:
+        """Claim and read the runs of one message in one round trip; their lease holders.
+
+        Each run without a lease is leased to ``claimant``; the runs are
+        remembered so that their first proposals skip a read. ``queue`` and
+        ``sent_at`` advance the queue's progress mark (``queue_progress``).
+        """
+
+    @abstractmethod
+    def known_task_run(self, run_id: uuid.UUID) -> TaskRun | None:
+        """The task run as this process last primed or wrote it (no read), or None."""
+
+    @abstractmethod
+    def lease_holder(self, run_id: uuid.UUID) -> str | None:
+        """Who holds a run's lease, or None if there is none (lapsed or never taken)."""
+
+    @abstractmethod
+    def renew_leases(self, run_ids: list[uuid.UUID]) -> None:
+        """Extend the leases of runs held here by ``lease_seconds`` (one round trip)."""
+
+    @abstractmethod
+    def runs_with_leases(
+        self, run_ids: list[uuid.UUID]
+    ) -> list[tuple[FlowRun | TaskRun | None, str | None]]:
+        """Each run (None if gone) with its lease holder (None if none), in one round trip."""
+
+    @abstractmethod
+    def queue_progress(self, queue: str) -> float:
+        """The newest send time of a message that a worker has started on ``queue`` (0 if none)."""
+
+    # --- deferred runs ---------------------------------------------------------------
+
+    @abstractmethod
+    def defer(
+        self, run_id: uuid.UUID, envelope: bytes, upstreams: list[tuple[uuid.UUID, bool]]
+    ) -> int:
+        """Park a signed envelope until its upstreams finish; -1 if one already failed
+        (and is not allowed to), 0 if all completed (send it now), else how many remain."""
+
+    @abstractmethod
+    def cancel_deferred(self, run_id: uuid.UUID) -> bool:
+        """Take a parked envelope back; False if it was already released."""
+
+    def hand_over(self, envelopes: list[bytes]) -> None:
+        """Pass envelopes released by a proposal made here to this process's handler."""
+        if envelopes and self.release_handler is not None:
+            self.release_handler(envelopes)
+
+    # --- flow run leases ------------------------------------------------------------
+
+    @abstractmethod
+    def lapsed_flow_runs(self) -> list[FlowRun]:
+        """Started, unfinished flow runs whose process no longer renews their lease."""
+
+    @abstractmethod
+    def crash_lapsed_flow_run(self, flow_run_id: uuid.UUID, state: State[Any]) -> bool:
+        """Move a flow run to ``state`` (Crashed) only if its lease is still lapsed and it
+        is unfinished; True for the one caller that did it (several sweepers are safe)."""

@@ -82,3 +82,13 @@ def waiters(prefix: str, run_id: uuid.UUID) -> str:
 def cache(prefix: str, cache_key: str) -> str:
     """A cached task result, by cache key."""
     return f"{prefix}:cache:{cache_key}"
+
+
+def active_flow_runs(prefix: str) -> str:
+    """Ids of flow runs that have started and not finished: what sweepers check (set)."""
+    return f"{prefix}:active-flow-runs"
+
+
+def queue_progress(prefix: str, queue: str) -> str:
+    """The newest send time of a message a worker has started on a queue (string)."""
+    return f"{prefix}:queue-progress:{queue}"

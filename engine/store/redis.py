@@ -29,8 +29,11 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from engine.exceptions import ObjectAlreadyExists, ObjectNotFound, StoreUnavailable
+from engine.leases import worker_identity
 from engine.orchestration import (
     OrchestrationResult,
     SetStateStatus,
@@ -40,8 +43,8 @@ from engine.orchestration import (
 from engine.schemas import FlowRun, RunLog, TaskRun
 from engine.states import State, now
 from engine.store import keys
-from engine.store.base import RunStore
-from engine.store.continuations import DEFER_LUA, RELEASE_LUA, defer_keys, hand_over
+from engine.store.base import SharedRunStore
+from engine.store.continuations import defer_keys, lua
 
 Kind = Literal["flow", "task"]
 P = ParamSpec("P")
@@ -49,67 +52,26 @@ T = TypeVar("T")
 
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 
-# Create one run atomically: the run (SET NX), its first state, its index entry.
-# KEYS: run, history, index.  ARGV: run JSON, state JSON or "", "zset"|"list",
-# score (zset only), run id.  Returns 1 if created, 0 if the id already exists.
-_CREATE_RUN_LUA = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
-  return 0
-end
-if ARGV[2] ~= '' then
-  redis.call('RPUSH', KEYS[2], ARGV[2])
-end
-if ARGV[3] == 'zset' then
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-else
-  redis.call('RPUSH', KEYS[3], ARGV[5])
-end
-return 1
-"""
+# The queue progress mark outlives any message wait that matters.
+PROGRESS_TTL_SECONDS = 7 * 24 * 3600
 
 
-# Compare-and-set one run. KEYS: run, history, events stream ("" for none),
-# lease, waiters. ARGV: expected run JSON, new run JSON, state JSON, ttl (>0
-# expire, -1 persist, 0 leave), task run id to announce ("" for none), lease
-# owner ("" to drop the lease), lease milliseconds, release mode (see
-# continuations). Returns 1 (or 1 and the envelopes of released runs) when
-# written, -1 when the run is missing, else the run JSON that is there now.
-_COMPARE_AND_SET_LUA = (
-    """
-local current = redis.call('GET', KEYS[1])
-if not current then
-  return -1
-end
-if current ~= ARGV[1] then
-  return current
-end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[3])
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-elseif ttl < 0 then
-  redis.call('PERSIST', KEYS[1])
-  redis.call('PERSIST', KEYS[2])
-end
-if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[3], '*', 'task_run_id', ARGV[5], 'state', ARGV[3])
-end
-if ARGV[6] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
-else
-  redis.call('DEL', KEYS[4])
-end
-"""
-    + RELEASE_LUA
-    + """
-if #released > 0 then
-  return {1, unpack(released)}
-end
-return 1
-"""
-)
+def _task_run_lease(state: State[Any]) -> str:
+    # A task run is leased to the worker running it (also while it waits to
+    # retry); any other state drops the lease. A lapsed lease means the worker
+    # was lost.
+    leased = state.is_running() or (state.is_scheduled() and state.name == "AwaitingRetry")
+    return (state.state_details.worker or "") if leased else ""
+
+
+def _flow_run_lease(state: State[Any]) -> tuple[str, str]:
+    # A flow run is leased to the process that runs it from Running until it is
+    # final, Paused included (the process waits): (lease, active-set change).
+    if state.is_final():
+        return "", "-"
+    if state.is_running():
+        return worker_identity(), "+"
+    return "=", ""
 
 
 def _is_completion(state: State[Any]) -> bool:
@@ -164,12 +126,24 @@ def _decode_runs(raws: Iterable[Any]) -> list[Any]:
     return [_decode_run(raw)[1] for raw in raws if raw is not None]
 
 
+# A restart of redis-server takes about a second: commands that fail to connect
+# are retried with backoff for about five seconds (0.05 s doubling, capped at
+# 0.5 s) before StoreUnavailable. A compare-and-set whose reply was lost is
+# safe to retry: it then finds its own state in place (see ``_propose``).
+STORE_RETRIES = 12
+
+
 def _connect(url: str, **options: Any) -> redis.Redis:
     given = {name: value for name, value in options.items() if value is not None}
-    return redis.Redis.from_url(url, **given)
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), STORE_RETRIES),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        **given,
+    )
 
 
-class RedisRunStore(RunStore):
+class RedisRunStore(SharedRunStore):
     """Runs and states in Redis, shared by coordinators, workers and the CLI."""
 
     def __init__(
@@ -195,9 +169,10 @@ class RedisRunStore(RunStore):
             socket_keepalive=socket_keepalive,
             health_check_interval=health_check_interval,
         )
-        self._create_run = self._client.register_script(_CREATE_RUN_LUA)
-        self._cas = self._client.register_script(_COMPARE_AND_SET_LUA)
-        self._defer = self._client.register_script(DEFER_LUA)
+        self._create_run = self._client.register_script(lua("create_run"))
+        self._cas = self._client.register_script(lua("compare_and_set"))
+        self._defer = self._client.register_script(lua("defer"))
+        self._prime = self._client.register_script(lua("prime"))
         self._known: dict[uuid.UUID, bytes] = {}
 
     @property
@@ -309,12 +284,21 @@ class RedisRunStore(RunStore):
         reaches a final state (or NotReady) appends a completion event to its
         flow run's stream in the same atomic step.
         """
+        return self._propose(run_id, state, force, only_if_lapsed=False)
+
+    def _propose(
+        self, run_id: uuid.UUID, state: State[Any], force: bool, only_if_lapsed: bool
+    ) -> OrchestrationResult:
         key = keys.run(self.prefix, run_id)
         raw = self._known.get(run_id) or self._client.get(key)
         while True:
             if raw is None:
                 raise ObjectNotFound(f"No run with id {run_id}.")
             kind, run = _decode_run(raw)
+            if run.state is not None and run.state.id == state.id:
+                # Our own write, whose reply was lost to a connection error and
+                # that the client's retry then saw: it is in effect.
+                return OrchestrationResult(status=SetStateStatus.ACCEPT, state=state)
             status, reason, delay = evaluate_transition(run.state, state, force)
             if status != SetStateStatus.ACCEPT:
                 self._known.pop(run_id, None)
@@ -322,29 +306,36 @@ class RedisRunStore(RunStore):
                     status=status, state=run.state, reason=reason, delay_seconds=delay
                 )
             new_raw = _encode_run(kind, run.model_copy(update=entering_fields(run, state)))
-            outcome = self._compare_and_set(kind, run, raw, new_raw, state)
+            outcome = self._compare_and_set(kind, run, raw, new_raw, state, only_if_lapsed)
             if outcome == 1 or isinstance(outcome, list):
                 break
+            if outcome == 0:  # a sweeper found the lease renewed meanwhile
+                return OrchestrationResult(status=SetStateStatus.REJECT, state=run.state)
             raw = outcome if outcome != -1 else None
         self._remember(run_id, new_raw, state)
         if isinstance(outcome, list):
-            hand_over(outcome[1:])
+            self.hand_over(outcome[1:])
         if kind == "flow" and (state.is_final() or (run.state and run.state.is_final())):
             self._set_flow_lifetime(run.id, state.is_final())
         return OrchestrationResult(status=status, state=state)
 
     def _compare_and_set(
-        self, kind: Kind, run: FlowRun | TaskRun, expected: Any, new_raw: str, state: State[Any]
+        self,
+        kind: Kind,
+        run: FlowRun | TaskRun,
+        expected: Any,
+        new_raw: str,
+        state: State[Any],
+        only_if_lapsed: bool = False,
     ) -> Any:
         was_final = run.state is not None and run.state.is_final()
         ttl = self.retention_seconds if state.is_final() else (-1 if was_final else 0)
         flow_run_id = getattr(run, "flow_run_id", None)
         announce = flow_run_id is not None and kind == "task" and _is_completion(state)
         events_key = keys.events(self.prefix, flow_run_id) if flow_run_id and announce else ""
-        # A Running task run is leased to the worker that runs it; any other
-        # state drops the lease. A lapsed lease means the worker was lost.
-        leased = state.is_running() or (state.is_scheduled() and state.name == "AwaitingRetry")
-        owner = state.state_details.worker if kind == "task" and leased else None
+        lease, active = (
+            _flow_run_lease(state) if kind == "flow" else (_task_run_lease(state), "")
+        )
         return self._cas(
             keys=[
                 keys.run(self.prefix, run.id),
@@ -352,6 +343,7 @@ class RedisRunStore(RunStore):
                 events_key,
                 keys.lease(self.prefix, run.id),
                 keys.waiters(self.prefix, run.id),
+                keys.active_flow_runs(self.prefix),
             ],
             args=[
                 expected,
@@ -359,16 +351,19 @@ class RedisRunStore(RunStore):
                 state.model_dump_json(exclude_none=True),
                 ttl,
                 str(run.id) if announce else "",
-                owner or "",
+                lease,
                 int(self.lease_seconds * 1000),
                 ("1" if state.is_completed() else "0") if announce else "",
+                active,
+                "1" if only_if_lapsed else "",
+                str(run.id),
             ],
         )
 
     def defer(
-        self, run_id: uuid.UUID, envelope: str, upstreams: list[tuple[uuid.UUID, bool]]
+        self, run_id: uuid.UUID, envelope: bytes, upstreams: list[tuple[uuid.UUID, bool]]
     ) -> int:
-        """Park ``envelope`` until its upstreams finish (see ``continuations``).
+        """Park a signed ``envelope`` until its upstreams finish (see ``continuations``).
 
         Returns -1 if an upstream already failed (and is not allowed to), 0 if
         all already completed (send it now), else how many it waits for.
@@ -388,16 +383,16 @@ class RedisRunStore(RunStore):
         self._client.delete(keys.remaining(self.prefix, run_id))
         return taken is not None
 
-    def lease_holder(self, task_run_id: uuid.UUID) -> str | None:
-        """The worker holding a Running task run's lease, or None if it lapsed."""
-        holder = self._client.get(keys.lease(self.prefix, task_run_id))
+    def lease_holder(self, run_id: uuid.UUID) -> str | None:
+        """The process holding a run's lease, or None if it lapsed (or was never taken)."""
+        holder = self._client.get(keys.lease(self.prefix, run_id))
         return _text(holder) if holder is not None else None
 
-    def renew_leases(self, task_run_ids: list[uuid.UUID]) -> None:
-        """Extend the leases of runs this process is executing (one round trip)."""
+    def renew_leases(self, run_ids: list[uuid.UUID]) -> None:
+        """Extend the leases of runs this process holds (one round trip)."""
         pipe = self._client.pipeline(transaction=False)
-        for task_run_id in task_run_ids:
-            pipe.pexpire(keys.lease(self.prefix, task_run_id), int(self.lease_seconds * 1000))
+        for run_id in run_ids:
+            pipe.pexpire(keys.lease(self.prefix, run_id), int(self.lease_seconds * 1000))
         pipe.execute()
 
     def _remember(self, run_id: uuid.UUID, raw: str, state: State[Any]) -> None:
@@ -408,25 +403,34 @@ class RedisRunStore(RunStore):
         else:
             self._known[run_id] = raw.encode()
 
-    def prime(self, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """Read many runs and their leases in one round trip; returns the lease holders.
+    def prime(
+        self, run_ids: list[uuid.UUID], claimant: str, queue: str | None, sent_at: float
+    ) -> dict[uuid.UUID, str]:
+        """Claim and read many runs in one round trip; their lease holders before the claim.
 
         The runs are remembered so that their next proposals skip the read.
         """
         if not run_ids:
             return {}
-        run_keys = [keys.run(self.prefix, run_id) for run_id in run_ids]
-        lease_keys = [keys.lease(self.prefix, run_id) for run_id in run_ids]
-        values = self._client.mget(run_keys + lease_keys)
-        raws, holders = values[: len(run_ids)], values[len(run_ids) :]
-        for run_id, raw in zip(run_ids, raws, strict=True):
+        script_keys = [keys.queue_progress(self.prefix, queue or "")]
+        for run_id in run_ids:
+            script_keys += [keys.run(self.prefix, run_id), keys.lease(self.prefix, run_id)]
+        values = self._prime(
+            keys=script_keys,
+            args=[claimant, int(self.lease_seconds * 1000), repr(sent_at), PROGRESS_TTL_SECONDS],
+        )
+        holders: dict[uuid.UUID, str] = {}
+        for run_id, raw, holder in zip(run_ids, values[::2], values[1::2], strict=True):
             if raw is not None:
-                self._known[run_id] = raw  # type: ignore[assignment]
-        return {
-            run_id: _text(holder)
-            for run_id, holder in zip(run_ids, holders, strict=True)
-            if holder is not None
-        }
+                self._known[run_id] = raw
+            if holder is not None:
+                holders[run_id] = _text(holder)
+        return holders
+
+    def queue_progress(self, queue: str) -> float:
+        """The newest send time of a message a worker has started on ``queue`` (0 if none)."""
+        mark = self._client.get(keys.queue_progress(self.prefix, queue))
+        return float(mark) if mark is not None else 0.0
 
     def known_task_run(self, run_id: uuid.UUID) -> TaskRun | None:
         """The task run as this process last primed or wrote it (no read); None if unknown."""
@@ -449,6 +453,28 @@ class RedisRunStore(RunStore):
             (_decode_run(raw)[1] if raw is not None else None, _text(h) if h else None)
             for raw, h in zip(raws, holders, strict=True)
         ]
+
+    @_reachable
+    def lapsed_flow_runs(self) -> list[FlowRun]:
+        """Started, unfinished flow runs whose process no longer renews their lease."""
+        active = keys.active_flow_runs(self.prefix)
+        ids = [uuid.UUID(_text(member)) for member in self._client.smembers(active)]
+        lapsed, gone = [], []
+        for run_id, (run, holder) in zip(ids, self.runs_with_leases(ids), strict=True):
+            if run is None:
+                gone.append(str(run_id))  # expired or deleted: nothing to sweep
+            elif holder is None and run.state is not None and not run.state.is_final():
+                lapsed.append(run)
+        if gone:
+            self._client.srem(active, *gone)
+        return lapsed  # type: ignore[return-value]
+
+    @_reachable
+    def crash_lapsed_flow_run(self, flow_run_id: uuid.UUID, state: State[Any]) -> bool:
+        """Move a lapsed, unfinished flow run to ``state``; True if this call did it."""
+        self._known.pop(flow_run_id, None)
+        outcome = self._propose(flow_run_id, state, force=False, only_if_lapsed=True)
+        return outcome.status == SetStateStatus.ACCEPT and outcome.state is state
 
     def _set_flow_lifetime(self, flow_run_id: uuid.UUID, final: bool) -> None:
         pipe = self._client.pipeline(transaction=False)

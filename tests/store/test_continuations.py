@@ -10,7 +10,6 @@ import pytest
 
 from engine.schemas import FlowRun, TaskRun
 from engine.states import Completed, Failed, NotReady, Pending, Running, State
-from engine.store.continuations import set_release_handler
 from engine.store.redis import RedisRunStore
 
 
@@ -22,11 +21,11 @@ def store(store_redis_url: str, key_prefix: str) -> Iterator[RedisRunStore]:
 
 
 @pytest.fixture
-def released() -> Iterator[list[dict]]:
+def released(store: RedisRunStore) -> Iterator[list[dict]]:
     caught: list[dict] = []
-    set_release_handler(lambda envelopes: caught.extend(json.loads(e) for e in envelopes))
+    store.release_handler = lambda envelopes: caught.extend(json.loads(e) for e in envelopes)
     yield caught
-    set_release_handler(None)
+    store.release_handler = None
 
 
 def _task_run(store: RedisRunStore, flow_run: FlowRun) -> TaskRun:

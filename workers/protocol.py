@@ -1,0 +1,119 @@
+"""The wire protocol between coordinators and workers: one typed message per Celery job.
+
+An ``Envelope`` carries task runs of one task to one queue. Every producer
+(the Celery runner, a worker sending on released continuations, a requeue)
+builds one of these and every consumer parses one with ``Envelope.from_json``;
+nothing else builds or reads the dict form. The JSON travels signed (see
+``workers.envelope``), so by the time ``from_json`` runs the bytes came from a
+key holder; it still checks the shape, because a message from an older or newer
+Celerity must be refused with a reason, not half-read.
+
+Version 3: each entry carries only the run id and its packed parameters (the
+worker reads the task run from the store), and the envelope says when it was
+sent, which lets a worker report how far it has consumed a queue (see
+``workers.recovery``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.exceptions import EnvelopeRejected
+
+ENVELOPE_VERSION = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RunEntry:
+    """One task run in an envelope: its id and its parameters (packed, see ``pack``)."""
+
+    id: uuid.UUID
+    parameters: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": str(self.id), "parameters": self.parameters}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> RunEntry:
+        if not isinstance(doc, dict) or not isinstance(doc.get("parameters"), str):
+            raise EnvelopeRejected(f"Malformed run entry: {_preview(doc)}")
+        try:
+            return cls(uuid.UUID(str(doc["id"])), doc["parameters"])
+        except (KeyError, ValueError) as exc:
+            raise EnvelopeRejected(f"Malformed run entry id ({exc!r})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Task runs of one task for one queue, with the context they run in."""
+
+    task_name: str
+    task_ref: dict[str, Any]
+    context: dict[str, Any]
+    queue: str | None
+    runs: tuple[RunEntry, ...]
+    sent_at: float = field(default_factory=time.time)
+
+    def with_runs(self, runs: list[RunEntry] | tuple[RunEntry, ...]) -> Envelope:
+        """The same envelope for other runs, stamped with a new send time."""
+        return replace(self, runs=tuple(runs), sent_at=time.time())
+
+    def summary(self) -> str:
+        """What Celery shows for the job instead of the whole body."""
+        return f"<{len(self.runs)} run(s) of {self.task_name}>"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": ENVELOPE_VERSION,
+            "task": {"name": self.task_name, "ref": self.task_ref},
+            "context": self.context,
+            "queue": self.queue,
+            "sent": self.sent_at,
+            "runs": [entry.to_json() for entry in self.runs],
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Envelope:
+        """Parse the JSON form; EnvelopeRejected says what is wrong with it."""
+        if not isinstance(doc, dict):
+            raise EnvelopeRejected(f"An envelope must be a JSON object, got {_preview(doc)}")
+        if doc.get("v") != ENVELOPE_VERSION:
+            raise EnvelopeRejected(
+                f"Unknown envelope version {doc.get('v')!r} (this worker reads "
+                f"{ENVELOPE_VERSION}): run the same Celerity version on every process."
+            )
+        try:
+            task = doc["task"]
+            return cls(
+                task_name=str(task.get("name")),
+                task_ref=dict(task["ref"]),
+                context=dict(doc["context"]),
+                queue=doc.get("queue"),
+                runs=tuple(RunEntry.from_json(entry) for entry in doc["runs"]),
+                sent_at=float(doc.get("sent") or 0.0),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise EnvelopeRejected(f"Malformed envelope ({exc!r}): {_preview(doc)}") from None
+
+
+def run_ids_named(doc: Any) -> list[uuid.UUID]:
+    """The task run ids a (possibly malformed) envelope's JSON names, best effort."""
+    runs = doc.get("runs") if isinstance(doc, dict) else None
+    found = []
+    for entry in runs if isinstance(runs, list) else []:
+        try:
+            found.append(uuid.UUID(str(entry["id"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return found
+
+
+def _preview(doc: Any, limit: int = 120) -> str:
+    text = repr(doc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+__all__ = ["ENVELOPE_VERSION", "Envelope", "RunEntry", "run_ids_named"]
