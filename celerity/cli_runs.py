@@ -1,4 +1,4 @@
-"""``celerity flow submit`` and ``celerity runs ls|show|logs|resume``: reading the store."""
+"""``celerity flow submit`` and ``celerity runs ls|show|logs|resume|retry``."""
 
 from __future__ import annotations
 
@@ -202,6 +202,31 @@ def _print_logs(store: Any, run_id: uuid.UUID, offset: int) -> int:
         level = logging.getLevelName(log.level)
         click.echo(f"{stamp} | {level:<8} | {log.name} - {log.message}")
     return offset + len(logs)
+
+
+@runs.command("retry")
+@click.argument("run_id", metavar="ID")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the new attempt's final state (exit 1 unless Completed).",
+)
+@click.option("--timeout", type=float, metavar="S", help="With --wait: give up after S seconds.")
+@redis_errors
+def runs_retry(run_id: str, wait: bool, timeout: float | None) -> None:
+    """Run a Failed or Crashed flow run again; its completed task runs are reused, not re-run."""
+    from engine.flow_attempts import RetryRefused, retry_flow_run
+
+    fleet_settings()
+    flow_run_id = parse_run_id(run_id)
+    try:
+        retry_flow_run(flow_run_id, wait=False)
+    except RetryRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    console().print(f"Retrying flow run {flow_run_id}", markup=False)
+    if wait:
+        _wait_and_print(flow_run_id, timeout)
 
 
 COMMANDS = [runs]

@@ -15,6 +15,7 @@ Code written for Prefect's engine API ports by changing the import root::
 
 from engine.annotations import allow_failure, quote, unmapped
 from engine.context import get_run_context, tags
+from engine.flow_attempts import retry_flow_run
 from engine.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
 from engine.flows import Flow, flow
 from engine.futures import as_completed, wait
@@ -77,6 +78,7 @@ __all__ = [
     "pause_flow_run",
     "quote",
     "resume_flow_run",
+    "retry_flow_run",
     "suspend_flow_run",
     "tags",
     "task",

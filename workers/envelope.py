@@ -5,9 +5,13 @@ and, on receipt, checks the signature *before* parsing anything. Python objects
 inside the body (the task when it is not importable, parameters) are
 cloudpickled and base64-encoded, and are unpickled only after the signature
 held. A message that fails verification raises in the decoder, so Celery logs
-"Can't decode message body" and drops it; the worker keeps serving. The runs
-such a message names that have not started end Failed with the reason (see
-``fail_unstarted_runs``), so that nobody waits for them forever.
+"Can't decode message body" and drops it; the worker keeps serving. Nothing in
+such a message is acted on, with one exception: a *flow-run* message names a
+Scheduled flow run that only a coordinator would ever start, so that run ends
+Failed with the reason (``fail_unstarted_flow_run``) instead of waiting
+forever. The task runs of a dropped task-run message are resent by their
+coordinator's reaper (see ``workers.reaper``), which fails them with the reason
+when no worker ever takes them.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def register_envelope_serializer(signer: Signer) -> Signer:
             return json.loads(signer.verify(raw))
         except (EnvelopeRejected, SignatureVerificationError) as exc:
             logger.error("%s The message was dropped without being deserialized.", exc)
-            fail_unstarted_runs(raw, str(exc))
+            fail_unstarted_flow_run(raw, str(exc))
             raise
 
     register(
@@ -54,49 +58,34 @@ def register_envelope_serializer(signer: Signer) -> Signer:
     return signer
 
 
-def fail_unstarted_runs(payload: bytes, reason: str) -> int:
-    """End the runs a rejected message names that have not started yet; how many.
+def fail_unstarted_flow_run(payload: bytes, reason: str) -> bool:
+    """End the Scheduled flow run a rejected flow-run message names; whether it did.
 
-    Otherwise a wrong ``CELERITY_SIGNING_KEY`` on one process would leave
-    futures and ``flow submit --wait`` waiting forever. Only the JSON is read
-    (pickled fields stay base64 text, never loaded), and only runs that no one
-    started (Pending task runs, Scheduled or Pending flow runs) are moved: a
-    forged message cannot touch work in progress or finished.
+    Otherwise a coordinator with another ``CELERITY_SIGNING_KEY`` would leave
+    ``flow submit --wait`` waiting forever. Only the JSON is read (never a
+    pickle), and only a run that no one started is moved: a forged message can
+    fail a submitted run that has not started, never touch work in progress.
     """
     from engine.states import Failed
     from engine.store import get_store
 
-    message = (
-        f"{reason} Every worker, coordinator and submitting process must share one "
-        "CELERITY_SIGNING_KEY."
-    )
     try:
         args = json.loads(payload.partition(_SEPARATOR)[2])[0]
+        flow_run_id = uuid.UUID(str(args[0]["flow_run_id"]))
         store = get_store()
-        failed = 0
-        for run_id, is_task in _run_ids(args[0] if args else None):
-            run = store.read_task_run(run_id) if is_task else store.read_flow_run(run_id)
-            if run.state is None or run.state.type.value not in ("PENDING", "SCHEDULED"):
-                continue
-            state = Failed(message=message)
-            if is_task:
-                state.state_details.task_run_id = run_id
-            state.state_details.flow_run_id = getattr(run, "flow_run_id", None) or run_id
-            store.propose_state(run_id, state)
-            failed += 1
-        return failed
-    except Exception as exc:  # a message we cannot make sense of: nothing more to do
-        logger.debug("No run of the rejected message could be failed: %r", exc)
-        return 0
-
-
-def _run_ids(body: Any) -> list[tuple[uuid.UUID, bool]]:
-    """(run id, is a task run) for each run a task-run envelope or flow-run message names."""
-    if not isinstance(body, dict):
-        return []
-    if "flow_run_id" in body:
-        return [(uuid.UUID(body["flow_run_id"]), False)]
-    return [(uuid.UUID(entry["id"]), True) for entry in body.get("runs") or []]
+        run = store.read_flow_run(flow_run_id)
+        if run.state is None or run.state.type.value not in ("PENDING", "SCHEDULED"):
+            return False
+        failed = Failed(
+            message=f"{reason} Every worker, coordinator and submitting process must share "
+            "one CELERITY_SIGNING_KEY."
+        )
+        failed.state_details.flow_run_id = flow_run_id
+        store.propose_state(flow_run_id, failed)
+        return True
+    except Exception as exc:  # not a flow-run message, or nothing to fail
+        logger.debug("No flow run of the rejected message was failed: %r", exc)
+        return False
 
 
 def pack(value: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from broker_config.settings import CeleritySettings, get_settings
 from engine.exceptions import CelerityException, ConfigurationError
 from engine.schemas import FlowRun
+from engine.signing import fleet_signer
 from engine.states import Failed, Scheduled, State
 from engine.store import get_store, store_for_url
 from engine.store.base import RunStore
@@ -45,6 +46,7 @@ def submit_flow_run(
     settings = settings or get_settings()
     if not settings.broker_url:
         raise ConfigurationError("CELERITY_BROKER_URL is not set: submitting needs a Redis URL.")
+    fleet_signer(settings)  # refuse before recording a run that nobody could start
     parameters = _json_parameters(parameters or {})
     target, flow_name, flow = _flow_target(flow_or_target)
     store = _store(settings)

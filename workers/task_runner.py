@@ -37,6 +37,7 @@ from engine.results import (
     register_storage,
 )
 from engine.schemas import TaskRun
+from engine.signing import fleet_signer
 from engine.states import Crashed, Failed, State
 from engine.store import get_store
 from engine.store.base import SharedRunStore
@@ -82,6 +83,7 @@ class CeleryTaskRunner(TaskRunner):
         self.settings = settings or get_settings()
         if not self.settings.broker_url:
             raise ConfigurationError("CeleryTaskRunner needs CELERITY_BROKER_URL (a Redis URL).")
+        fleet_signer(self.settings)  # no key, no fleet: refuse now, not at the first send
         self._app = app
         self.result_storage = result_storage_for(self.settings)
         self._listener: CompletionListener | None = None

@@ -159,6 +159,9 @@ class TestUnloadableContext:
         assert "restart the workers" in run.state.message
 
 
+SHORT_LEASE = {"CELERITY_LEASE_SECONDS": "1"}
+
+
 class TestWrongSigningKey:
     def test_runs_whose_messages_are_rejected_fail_instead_of_waiting(
         self, own_redis, tmp_path, monkeypatch
@@ -172,9 +175,11 @@ class TestWrongSigningKey:
             workers=1,
             concurrency=1,
             pythonpath=[TESTS_DIR],
-            env={"CELERITY_SIGNING_KEY": "not-the-key-of-the-sender"},
+            env={"CELERITY_SIGNING_KEY": "not-the-key-of-the-sender", **SHORT_LEASE},
         ) as fleet:
-            use_broker(monkeypatch, own_redis.url)
+            # The reaper resends a run nobody takes every 2 leases and gives
+            # up after MAX_RESENDS sends: a short lease keeps that quick.
+            use_broker(monkeypatch, own_redis.url, **SHORT_LEASE)
             # When a flow run here sends them a task run
             state = one_task(return_state=True)
             # Then the task run fails, saying which setting to check
