@@ -25,6 +25,8 @@ from typing import IO, Any
 
 import redis
 
+from engine.signing import generate_key
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 60.0
@@ -133,6 +135,7 @@ def child_env(port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERITY_")}
     env.update(
         CELERITY_BROKER_URL=f"redis://127.0.0.1:{port}/{CELERITY_DB}",
+        CELERITY_SIGNING_KEY=generate_key(),  # a throwaway fleet: a throwaway key
         BENCH_RAW_URL=f"redis://127.0.0.1:{port}/{RAW_DB}",
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
         PYTHONUNBUFFERED="1",

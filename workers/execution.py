@@ -47,6 +47,9 @@ STALE_MODULE_HINT = (
     " (a worker imports each module once: restart the workers after changing your files)"
 )
 
+# New attempts a task run gets, beyond its retries, when its worker is lost.
+WORKER_LOSSES_TOLERATED = 2
+
 logger = logging.getLogger("celerity.worker")
 
 Requeue = Callable[[list[RunEntry]], None]
@@ -250,10 +253,16 @@ def _with_hint(what: str, exc: Exception) -> str:
 
 
 def take_over(task_run: TaskRun, current: State[Any], retries: int) -> bool:
-    """Move an orphaned Running run to a new attempt (True) or to Crashed (False)."""
+    """Move an orphaned Running run to a new attempt (True) or to Crashed (False).
+
+    A lost worker is the fleet's accident, not the task's failure: as Celery
+    redelivers a task whose worker died, the run gets a new attempt beyond its
+    own ``retries``, up to ``WORKER_LOSSES_TOLERATED`` times, so that a task
+    that kills every worker it runs on still ends (Crashed).
+    """
     lost = current.state_details.worker or "unknown"
     attempts = get_store().read_task_run(task_run.id).run_count
-    if attempts <= retries:
+    if attempts <= retries + WORKER_LOSSES_TOLERATED:
         logger.warning("Worker %s was lost running %s; starting a new attempt.", lost, task_run.id)
         # No force: if the run moved on meanwhile (it finished after all),
         # the rules reject this and nothing is redone.
