@@ -114,6 +114,10 @@ class StoreUnavailable(ConnectionError, CelerityException):
     """The run store cannot be reached (Redis down, wrong URL, network timeout)."""
 
 
+class FlowRunLost(ObjectNotFound):
+    """The run store no longer has the flow run this process is running (Redis lost it)."""
+
+
 class SerializationError(CelerityException):
     """A value could not be serialized to cross a process boundary."""
 

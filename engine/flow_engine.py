@@ -18,7 +18,13 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from engine.context import FlowRunContext, TagsContext
-from engine.exceptions import Abort, FlowRunTimeoutError, ObjectNotFound, ParameterTypeError
+from engine.exceptions import (
+    Abort,
+    FlowRunLost,
+    FlowRunTimeoutError,
+    ObjectNotFound,
+    ParameterTypeError,
+)
 from engine.flow_attempts import retry_fields, start_attempt
 from engine.futures import resolve_futures_to_states
 from engine.leases import lease_keeper
@@ -126,7 +132,14 @@ class FlowRunEngine:
         """Propose ``state`` for the flow run (and mirror it on the parent task run)."""
         state.state_details.flow_run_id = self.flow_run.id
         while True:
-            outcome = self.store.propose_state(self.flow_run.id, state, force=force)
+            try:
+                outcome = self.store.propose_state(self.flow_run.id, state, force=force)
+            except ObjectNotFound:
+                raise FlowRunLost(
+                    f"Flow run {self.flow_run.id} ({self.flow_run.name!r}) is no longer in the "
+                    f"run store ({self.store!r}): was Redis restarted without persistence, or "
+                    "its keys deleted? Its outcome cannot be recorded; this process stops it."
+                ) from None
             if outcome.status != SetStateStatus.WAIT:
                 break
             time.sleep(outcome.delay_seconds or 0)

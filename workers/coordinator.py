@@ -21,12 +21,13 @@ import threading
 import uuid
 from typing import Any
 
-from engine.exceptions import ObjectNotFound
+from engine.exceptions import EnvelopeRejected, ObjectNotFound
 from engine.flow_attempts import crash_flow_run
 from engine.schemas import FlowRun
 from engine.states import Crashed, Failed, State, StateType
 from engine.store import get_store
 from engine.store.base import SharedRunStore
+from workers.protocol import FlowRunMessage
 
 RUN_FLOW_TASK = "celerity.run_flow"
 
@@ -48,19 +49,24 @@ def register(app: Any) -> Any:
     """Register the flow-run task (``celerity.run_flow``) on a Celery app and return it."""
 
     @app.task(name=RUN_FLOW_TASK, acks_late=True, ignore_result=True)
-    def run_flow(message: dict[str, Any]) -> None:
+    def run_flow(body: Any) -> None:
+        try:
+            message = FlowRunMessage.from_json(body)
+        except EnvelopeRejected as exc:
+            logger.warning("Dropped a message on the flow queue: %s", exc)
+            return
         handle_flow_run_message(message)
 
     return run_flow
 
 
-def handle_flow_run_message(message: dict[str, Any]) -> None:
+def handle_flow_run_message(message: FlowRunMessage) -> None:
     """Run the flow run a message names to a final state (never raises for run errors)."""
     flow_run = _read_flow_run(message)
     if flow_run is None:
         return
     try:
-        flow = load_flow(message.get("flow") or {})
+        flow = load_flow(message.flow)
     except FlowLoadError as exc:
         _finish(flow_run.id, Failed(message=f"Could not load the flow: {exc}"))
         return
@@ -73,19 +79,18 @@ def handle_flow_run_message(message: dict[str, Any]) -> None:
     _ensure_final(flow_run.id, exitcode)
 
 
-def _parameters(flow_run: FlowRun, message: dict[str, Any]) -> dict[str, Any]:
+def _parameters(flow_run: FlowRun, message: FlowRunMessage) -> dict[str, Any]:
     if flow_run.parameters_ref is not None:  # as given in Python, signed
         from engine.flow_attempts import parameters_for_attempt
 
         return parameters_for_attempt(flow_run)
-    return dict(message.get("parameters") or {})
+    return dict(message.parameters)
 
 
-def _read_flow_run(message: dict[str, Any]) -> FlowRun | None:
+def _read_flow_run(message: FlowRunMessage) -> FlowRun | None:
     try:
-        flow_run_id = uuid.UUID(str(message["flow_run_id"]))
-        flow_run = get_store().read_flow_run(flow_run_id)
-    except (KeyError, ValueError, TypeError, ObjectNotFound) as exc:
+        flow_run = get_store().read_flow_run(message.flow_run_id)
+    except ObjectNotFound as exc:
         logger.error("Dropped a flow-run message with no known flow run (%r): %s", exc, message)
         return None
     state = flow_run.state

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import uuid
 from typing import Any
 
 from kombu.serialization import register
@@ -29,6 +28,7 @@ from engine.exceptions import EnvelopeRejected, SignatureVerificationError
 from engine.results import dumps, loads
 from engine.signing import SEPARATOR as _SEPARATOR
 from engine.signing import Signer
+from workers.protocol import FlowRunMessage
 
 logger = logging.getLogger("celerity.envelope")
 
@@ -71,7 +71,7 @@ def fail_unstarted_flow_run(payload: bytes, reason: str) -> bool:
 
     try:
         args = json.loads(payload.partition(_SEPARATOR)[2])[0]
-        flow_run_id = uuid.UUID(str(args[0]["flow_run_id"]))
+        flow_run_id = FlowRunMessage.from_json(args[0]).flow_run_id
         store = get_store()
         run = store.read_flow_run(flow_run_id)
         if run.state is None or run.state.type.value not in ("PENDING", "SCHEDULED"):

@@ -24,6 +24,7 @@ from engine.states import Failed, Scheduled, State
 from engine.store import get_store, store_for_url
 from engine.store.base import RunStore
 from workers.coordinator import RUN_FLOW_TASK
+from workers.protocol import FlowRunMessage
 
 
 class SubmissionError(CelerityException):
@@ -73,14 +74,8 @@ def resubmit_flow_run(
     _publish(store, settings, flow_run.id, _message(flow_run))
 
 
-def _message(flow_run: FlowRun) -> dict[str, Any]:
-    # Parameters by value when they are JSON; a run started in Python with other
-    # values carries them (signed) in ``parameters_ref`` instead.
-    return {
-        "flow_run_id": str(flow_run.id),
-        "flow": flow_run.flow_ref,
-        "parameters": flow_run.parameters,
-    }
+def _message(flow_run: FlowRun) -> FlowRunMessage:
+    return FlowRunMessage(flow_run.id, flow_run.flow_ref or {}, flow_run.parameters)
 
 
 def wait_for_flow_run(
@@ -179,12 +174,13 @@ def _new_flow_run(
 
 
 def _publish(
-    store: RunStore, settings: CeleritySettings, flow_run_id: uuid.UUID, message: dict[str, Any]
+    store: RunStore, settings: CeleritySettings, flow_run_id: uuid.UUID, message: FlowRunMessage
 ) -> None:
     from workers.app import get_app
 
     try:
-        get_app(settings).send_task(RUN_FLOW_TASK, args=[message], queue=settings.flow_queue)
+        app = get_app(settings)
+        app.send_task(RUN_FLOW_TASK, args=[message.to_json()], queue=settings.flow_queue)
     except Exception as exc:
         # The run must not stay Scheduled forever when nobody will ever pick it up.
         failed = Failed(message=f"The flow run could not be published to the broker: {exc}")

@@ -1,4 +1,4 @@
-"""The wire protocol between coordinators and workers: one typed message per Celery job.
+"""The wire protocol of a fleet: one typed message per kind of Celery job.
 
 An ``Envelope`` carries task runs of one task to one queue. Every producer
 (the Celery runner, a worker sending on released continuations, a requeue)
@@ -99,16 +99,39 @@ class Envelope:
             raise EnvelopeRejected(f"Malformed envelope ({exc!r}): {_preview(doc)}") from None
 
 
-def run_ids_named(doc: Any) -> list[uuid.UUID]:
-    """The task run ids a (possibly malformed) envelope's JSON names, best effort."""
-    runs = doc.get("runs") if isinstance(doc, dict) else None
-    found = []
-    for entry in runs if isinstance(runs, list) else []:
+@dataclass(frozen=True, slots=True)
+class FlowRunMessage:
+    """A submitted flow run for the coordinators (``celerity.run_flow``).
+
+    ``flow`` names the flow: ``{"import_path": "pkg.mod:fn", "file": ...}`` or
+    ``{"file": "/abs/flows.py", "function": "fn"}``. ``parameters`` are JSON; a
+    run started in Python with other values keeps them signed in the store
+    (``FlowRun.parameters_ref``), which the coordinator prefers.
+    """
+
+    flow_run_id: uuid.UUID
+    flow: dict[str, Any]
+    parameters: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flow_run_id": str(self.flow_run_id),
+            "flow": self.flow,
+            "parameters": self.parameters,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> FlowRunMessage:
+        """Parse the JSON form; EnvelopeRejected says what is wrong with it."""
         try:
-            found.append(uuid.UUID(str(entry["id"])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return found
+            return cls(
+                flow_run_id=uuid.UUID(str(doc["flow_run_id"])),
+                flow=dict(doc.get("flow") or {}),
+                parameters=dict(doc.get("parameters") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = f"Malformed flow-run message ({exc!r}): {_preview(doc)}"
+            raise EnvelopeRejected(reason) from None
 
 
 def _preview(doc: Any, limit: int = 120) -> str:
@@ -116,4 +139,4 @@ def _preview(doc: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-__all__ = ["ENVELOPE_VERSION", "Envelope", "RunEntry", "run_ids_named"]
+__all__ = ["ENVELOPE_VERSION", "Envelope", "FlowRunMessage", "RunEntry"]

@@ -17,6 +17,7 @@ from engine.states import Scheduled, StateType
 from engine.store import get_store
 from workers.coordinator import handle_flow_run_message
 from workers.producer import SubmissionError, submit_flow_run
+from workers.protocol import FlowRunMessage
 
 from .fleet import use_broker
 
@@ -35,9 +36,8 @@ def scheduled_run(name: str = "crash") -> FlowRun:
     return get_store().create_flow_run(run)
 
 
-def file_message(run: FlowRun, path: Path, function: str) -> dict:
-    return {"flow_run_id": str(run.id), "flow": {"file": str(path), "function": function},
-            "parameters": {}}
+def file_message(run: FlowRun, path: Path, function: str) -> FlowRunMessage:
+    return FlowRunMessage(run.id, {"file": str(path), "function": function}, {})
 
 
 def write(tmp_path: Path, source: str) -> Path:
