@@ -6,7 +6,9 @@ worker loss and a prefetch of one, as the failure model in the design asks.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from broker_config.queues import declared_queues
 from broker_config.settings import CeleritySettings, get_settings
@@ -20,6 +22,10 @@ ENVELOPE_CONTENT_TYPE = "application/x-celerity-envelope"
 # the longest task run, or a slow run is delivered twice.
 VISIBILITY_TIMEOUT_SECONDS = 3600
 
+# kombu's Redis transport, made to log and drop a message it cannot decode
+# instead of stopping the worker; named, not imported, like the serializer.
+REDIS_TRANSPORT = "workers.transport:Transport"
+
 
 def transport_options(settings: CeleritySettings) -> dict[str, Any]:
     """Return kombu's Redis transport options for these settings."""
@@ -32,11 +38,26 @@ def transport_options(settings: CeleritySettings) -> dict[str, Any]:
     }
 
 
+def broker_transport(broker_url: str | None) -> dict[str, Any]:
+    """Return the Celery keys that select Celerity's transport for a Redis broker URL."""
+    scheme = urlsplit(broker_url or "").scheme
+    if scheme not in ("redis", "rediss"):
+        return {}
+    config: dict[str, Any] = {"broker_transport": REDIS_TRANSPORT}
+    if scheme == "rediss":
+        # kombu turns TLS on from the scheme's name, which an explicit transport
+        # replaces. Certificates are verified, as the run store's client does;
+        # ssl_* parameters in the URL still win.
+        config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return config
+
+
 def celery_config(settings: CeleritySettings | None = None) -> dict[str, Any]:
     """Return the Celery configuration (``app.conf.update(...)``) for these settings."""
     settings = settings or get_settings()
     return {
         "broker_url": settings.broker_url,
+        **broker_transport(settings.broker_url),
         "broker_transport_options": transport_options(settings),
         "broker_connection_retry_on_startup": True,
         # Reliability: ack after the run, requeue if the worker dies, take one at a time.
