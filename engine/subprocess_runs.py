@@ -8,6 +8,7 @@ way the result is then read back through the store.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from multiprocessing.context import SpawnProcess
@@ -22,6 +23,7 @@ from engine.states import Pending, State
 from engine.store import get_store
 from engine.store.base import RunStore
 from engine.utilities.importing import from_reference, to_reference
+from engine.utilities.parent_death import die_with_parent
 
 
 class FlowRunProcess(SpawnProcess):
@@ -77,7 +79,7 @@ def run_flow_in_subprocess(
         }
     )
     process = FlowRunProcess(
-        target=_child_main, args=(payload,), name=f"celerity-flow-{flow_run.id}"
+        target=_child_main, args=(payload, os.getpid()), name=f"celerity-flow-{flow_run.id}"
     )
     process.flow_run_id = flow_run.id
     process.export_path = export_path
@@ -92,7 +94,10 @@ def read_subprocess_result(process: FlowRunProcess) -> State[Any] | None:
     return get_store().read_flow_run(process.flow_run_id).state
 
 
-def _child_main(payload: bytes) -> None:
+def _child_main(payload: bytes, parent_pid: int) -> None:
+    # Before anything slow (unpickling imports the flow's module): a child whose
+    # parent (a coordinator) died would run on unsupervised.
+    die_with_parent(parent_pid)
     from engine.context import hydrated_context
     from engine.flow_engine import run_flow_to_state
 
