@@ -18,7 +18,9 @@ from typing import Any
 import cloudpickle
 
 from engine.context import serialize_context
+from engine.results import loads_verified
 from engine.schemas import FlowRun
+from engine.signing import current_signer
 from engine.states import Pending, State
 from engine.store import get_store
 from engine.store.base import RunStore
@@ -68,7 +70,7 @@ def run_flow_in_subprocess(
         state.state_details.flow_run_id = flow_run.id
         get_store().create_flow_run(flow_run)
     shared = not get_store().url.startswith("memory://")
-    export_path = None if shared else tempfile.mktemp(prefix="celerity-run-", suffix=".pkl")
+    export_path = None if shared else _private_file()
     payload = cloudpickle.dumps(
         {
             "flow": to_reference(flow),
@@ -113,7 +115,8 @@ def _child_main(payload: bytes, parent_pid: int) -> None:
             run_flow_to_state(flow, job["parameters"], flow_run)
         finally:
             if job["export"]:
-                Path(job["export"]).write_bytes(cloudpickle.dumps(_export(store, flow_run.id)))
+                exported = cloudpickle.dumps(_export(store, flow_run.id))
+                Path(job["export"]).write_bytes(current_signer().sign(exported))
 
 
 def _export(store: RunStore, flow_run_id: uuid.UUID) -> dict[str, Any]:
@@ -125,11 +128,22 @@ def _export(store: RunStore, flow_run_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
+def _private_file() -> str:
+    # Created here, readable by this user only; the child fills it and signs
+    # what it writes, and this process verifies before unpickling.
+    handle, path = tempfile.mkstemp(prefix="celerity-run-", suffix=".pkl")
+    os.close(handle)
+    return path
+
+
 def _import_export(path: Path, store: RunStore) -> None:
     if not path.exists():
         return
-    data = cloudpickle.loads(path.read_bytes())
+    signed = path.read_bytes()
     path.unlink()
+    if not signed:
+        return  # the child ended before it could write anything
+    data = loads_verified(signed, f"The records of flow run process export {path.name}")
     for state in data["flow_history"]:
         store.propose_state(state.state_details.flow_run_id, state, force=True)
     for run, history in data["task_runs"]:
