@@ -27,6 +27,14 @@ VISIBILITY_TIMEOUT_SECONDS = 3600
 REDIS_TRANSPORT = "workers.transport:Transport"
 
 
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 10,
+    "interval_start": 0.1,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+
 def transport_options(settings: CeleritySettings) -> dict[str, Any]:
     """Return kombu's Redis transport options for these settings."""
     return {
@@ -60,6 +68,11 @@ def celery_config(settings: CeleritySettings | None = None) -> dict[str, Any]:
         **broker_transport(settings.broker_url),
         "broker_transport_options": transport_options(settings),
         "broker_connection_retry_on_startup": True,
+        # A publish that fails to connect (Redis restarting) is retried for
+        # about 5 s, like the run store's commands; a send lost anyway is
+        # resent by the coordinator's reaper.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": PUBLISH_RETRY_POLICY,
         # Reliability: ack after the run, requeue if the worker dies, take one at a time.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
