@@ -14,7 +14,6 @@ and ``rediss://`` brokers (the ``broker_transport`` setting).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 from collections.abc import Callable
@@ -35,6 +34,8 @@ _FIELDS: dict[str, type] = {
     "content-type": str,
     "content-encoding": str,
 }
+# The body encodings kombu's Redis channel decodes (absent, plain or base64).
+_BODY_ENCODINGS = (None, "", "utf-8", "UTF-8", "base64")
 
 
 def drop(queue: str, reason: str, exc_info: bool = False) -> None:
@@ -68,18 +69,9 @@ def why_malformed(raw: Any) -> str | None:
         isinstance(info.get(key), str) for key in ("exchange", "routing_key")
     ):
         return "properties.delivery_info lacks exchange and routing_key"
-    return _body_error(raw["body"], properties.get("body_encoding"))
-
-
-def _body_error(body: str, encoding: Any) -> str | None:
-    if encoding is None or (isinstance(encoding, str) and encoding.lower() in ("", "utf-8")):
-        return None
-    if encoding != "base64":
+    encoding = properties.get("body_encoding")
+    if encoding not in _BODY_ENCODINGS:
         return f"unknown body_encoding {encoding!r}"
-    try:
-        base64.b64decode(body)
-    except (binascii.Error, ValueError) as exc:
-        return f"body is not base64 ({exc})"
     return None
 
 
@@ -184,4 +176,7 @@ class Transport(redis.Transport):
         if reason is not None:
             drop(queue, reason)
             return
-        super()._deliver(message, queue)
+        try:
+            super()._deliver(message, queue)
+        except binascii.Error as exc:  # kombu decodes the body before any consumer sees it
+            drop(queue, f"body is not base64 ({exc})")

@@ -36,14 +36,14 @@ def doubled(x: int) -> int:
     return double.submit(x).result()
 
 
-def foreign_content_type(task_name: str) -> bytes:
+def foreign_content_type(task_name: str, **headers: str) -> bytes:
     """A well-formed kombu message for one of our tasks, but with a JSON body."""
     body = json.dumps([[], {}, {"callbacks": None}]).encode()
     message = {
         "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": {"lang": "py", "task": task_name, "id": str(uuid.uuid4())},
+        "headers": {"lang": "py", "task": task_name, "id": str(uuid.uuid4()), **headers},
         "properties": {
             "body_encoding": "base64",
             "delivery_tag": str(uuid.uuid4()),
@@ -53,12 +53,21 @@ def foreign_content_type(task_name: str) -> bytes:
     return json.dumps(message).encode()
 
 
+def _without_id(message: bytes) -> bytes:
+    decoded = json.loads(message)
+    del decoded["headers"]["id"]
+    return json.dumps(decoded).encode()
+
+
 # (what is pushed, a fragment of the reason the WARNING gives)
 GARBAGE = {
     TASK_QUEUE: [
         (b"\x00\xff not json {", "not JSON"),
         (b'{"a": 1}', "'body' is missing"),
         (foreign_content_type("celerity.run_tasks"), "ContentDisallowed"),
+        (json.dumps({**json.loads(foreign_content_type("t")), "body": "abc"}).encode(), "base64"),
+        # Celery's handler for an unknown task raises on a message without an id
+        (_without_id(foreign_content_type("no.such.task")), "consumer failed on it"),
     ],
     FLOW_QUEUE: [
         (b"[1, 2", "not JSON"),
