@@ -189,7 +189,8 @@ def crash_flow_run(
 
     for task_run in store.read_task_runs(flow_run.id):
         if task_run.state is not None and not task_run.state.is_final():
-            propose_task_run(task_run, Crashed(message=f"Its flow run crashed: {reason}"))
+            crashed_too = Crashed(message=f"Its flow run crashed: {reason}")
+            propose_task_run(task_run, crashed_too, store=store)
     return True
 
 

@@ -15,15 +15,19 @@ from engine.orchestration import OrchestrationResult
 from engine.schemas import TaskRun
 from engine.states import State
 from engine.store import get_store
+from engine.store.base import RunStore
 
 
 def propose_task_run(
-    task_run: TaskRun, state: State[Any], force: bool = False
+    task_run: TaskRun, state: State[Any], force: bool = False, store: RunStore | None = None
 ) -> OrchestrationResult:
-    """Propose ``state`` for ``task_run`` (filling in the run links); the store's answer."""
+    """Propose ``state`` for ``task_run`` (filling in the run links); the store's answer.
+
+    ``store`` defaults to this process's store.
+    """
     state.state_details.task_run_id = task_run.id
     state.state_details.flow_run_id = task_run.flow_run_id
-    return get_store().propose_state(task_run.id, state, force=force)
+    return (store or get_store()).propose_state(task_run.id, state, force=force)
 
 
 def propose_task_run_state(

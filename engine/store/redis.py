@@ -474,7 +474,9 @@ class RedisRunStore(SharedRunStore):
         """Move a lapsed, unfinished flow run to ``state``; True if this call did it."""
         self._known.pop(flow_run_id, None)
         outcome = self._propose(flow_run_id, state, force=False, only_if_lapsed=True)
-        return outcome.status == SetStateStatus.ACCEPT and outcome.state is state
+        # The result holds a validated copy of the state: compare ids, not objects.
+        accepted = outcome.status == SetStateStatus.ACCEPT and outcome.state is not None
+        return accepted and outcome.state.id == state.id  # type: ignore[union-attr]
 
     def _set_flow_lifetime(self, flow_run_id: uuid.UUID, final: bool) -> None:
         pipe = self._client.pipeline(transaction=False)
