@@ -22,6 +22,8 @@ from engine.store import get_store
 
 from .fleet import TESTS_DIR, Fleet, running_fleet, session_fleet, use_broker
 
+pytestmark = pytest.mark.faults
+
 FLOW_TIMEOUT_SECONDS = 60
 
 

@@ -17,6 +17,8 @@ from engine.store import get_store
 
 from .fleet import Fleet, running_fleet, use_broker
 
+pytestmark = pytest.mark.faults
+
 TESTS_DIR = Path(__file__).resolve().parents[1]
 LEASE_SECONDS = "1"
 

@@ -24,6 +24,8 @@ from engine.store import get_store, keys
 
 from .fleet import Fleet, session_fleet, use_broker
 
+pytestmark = pytest.mark.faults
+
 ATTACKER_KEY = "the-attackers-own-key-0123456789"
 
 

@@ -21,6 +21,8 @@ from workers.producer import submit_flow_run, wait_for_flow_run
 
 from .fleet import Fleet, running_fleet, use_broker
 
+pytestmark = pytest.mark.faults
+
 TESTS_DIR = Path(__file__).resolve().parents[1]
 TASK_QUEUE, FLOW_QUEUE = "celerity", "flows"
 DEADLINE_SECONDS = 60.0

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 
+import pytest
 import redis
 
 from engine import flow, task
@@ -18,6 +19,8 @@ from engine.store import get_store
 from workers.dev import celerity_command
 
 from .fleet import TESTS_DIR, running_fleet, use_broker
+
+pytestmark = pytest.mark.faults
 
 LOST_QUEUE = "lost-messages"
 LEASE = {"CELERITY_LEASE_SECONDS": "1"}

@@ -19,6 +19,8 @@ import pytest
 
 from engine import flow
 
+pytestmark = pytest.mark.faults
+
 TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = TESTS_DIR.parent
 DEADLINE_SECONDS = 30.0

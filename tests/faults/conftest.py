@@ -16,11 +16,6 @@ from redis_server import RedisServer
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "faults: chaos fault tests that kill real fleet processes and restart redis-server",
-    )
 
 
 class PersistentRedisServer(RedisServer):
