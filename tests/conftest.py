@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server import RedisServer
+from redis_server import RedisServer, serving
 from signing_keys import SESSION_SIGNING_KEY
 
 from broker_config.settings import ENV_PREFIX, reset_settings
@@ -24,22 +24,13 @@ def redis_server() -> Iterator[RedisServer]:
 
     Fault tests may ``stop()``/``kill()`` and ``start()`` it; the port is kept.
     """
-    yield from _running_redis()
+    yield from serving(RedisServer())
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A Redis of this test's own, which it may kill, restart or misconfigure."""
-    yield from _running_redis()
-
-
-def _running_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from serving(RedisServer())
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 10.0
@@ -129,3 +130,12 @@ class RedisServer:
         if not log.exists():
             return ""
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def serving(server: RedisServer) -> Iterator[RedisServer]:
+    """Start ``server``, yield it, and close it afterwards (the body of a fixture)."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

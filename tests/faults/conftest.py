@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
-from redis_server import RedisServer
+from redis_server import RedisServer, serving
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -31,12 +31,7 @@ class PersistentRedisServer(RedisServer):
 @pytest.fixture
 def aof_redis() -> Iterator[RedisServer]:
     """A Redis of this test's own, with AOF (appendfsync always), which it may kill."""
-    server = PersistentRedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from serving(PersistentRedisServer())
 
 
 @pytest.fixture
