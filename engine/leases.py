@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from engine.store.base import SharedRunStore
+
 logger = logging.getLogger("celerity.leases")
 
 
@@ -46,8 +48,6 @@ class LeaseKeeper:
     @contextmanager
     def held(self, store: Any, run_ids: Iterable[uuid.UUID]) -> Iterator[None]:
         """``holding`` for a collection of run ids (a message's runs)."""
-        from engine.store.base import SharedRunStore
-
         if not isinstance(store, SharedRunStore):
             yield  # a process-local store has no leases to keep
             return

@@ -19,16 +19,19 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.exceptions import EnvelopeRejected
 
 ENVELOPE_VERSION = 3
 
 
-@dataclass(frozen=True, slots=True)
-class RunEntry:
-    """One task run in an envelope: its id and its parameters (packed, see ``pack``)."""
+class RunEntry(NamedTuple):
+    """One task run in an envelope: its id and its parameters (packed, see ``pack``).
+
+    A named tuple rather than a dataclass: a map builds one per task run, and a
+    tuple is the cheapest immutable record Python has.
+    """
 
     id: uuid.UUID
     parameters: str
