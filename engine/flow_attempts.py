@@ -137,7 +137,7 @@ def _retryable(store: RunStore, run_id: uuid.UUID) -> FlowRun:
     except ObjectNotFound:
         raise RetryRefused(f"No flow run {run_id} in the run store.") from None
     state = flow_run.state
-    if state is not None and not state.is_final() and isinstance(store, SharedRunStore):
+    if _started_unfinished(state) and isinstance(store, SharedRunStore):
         flow_run = _crash_once_lapsed(store, flow_run)
         state = flow_run.state
     if state is None or not state.is_final():
@@ -145,6 +145,11 @@ def _retryable(store: RunStore, run_id: uuid.UUID) -> FlowRun:
     if state.type == StateType.COMPLETED:
         raise RetryRefused(f"Flow run {run_id} already completed; there is nothing to retry.")
     return flow_run
+
+
+def _started_unfinished(state: State[Any] | None) -> bool:
+    # A Scheduled run has not been taken by anyone: it is waiting, not lost.
+    return state is not None and state.type != StateType.SCHEDULED and not state.is_final()
 
 
 def _crash_once_lapsed(store: SharedRunStore, flow_run: FlowRun) -> FlowRun:
@@ -183,7 +188,7 @@ def crash_flow_run(
     crashed.state_details.flow_run_id = flow_run.id
     if force:
         store.propose_state(flow_run.id, crashed, force=True)
-    elif not store.crash_lapsed_flow_run(flow_run.id, crashed):
+    elif not store.propose_if_unleased(flow_run.id, crashed):
         return False
     from engine.proposals import propose_task_run
 

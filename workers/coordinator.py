@@ -23,8 +23,9 @@ from typing import Any
 
 from engine.exceptions import EnvelopeRejected, ObjectNotFound
 from engine.flow_attempts import crash_flow_run
+from engine.leases import lease_keeper, worker_identity
 from engine.schemas import FlowRun
-from engine.states import Crashed, Failed, State, StateType
+from engine.states import Crashed, Failed, Pending, State, StateType
 from engine.store import get_store
 from engine.store.base import SharedRunStore
 from workers.protocol import FlowRunMessage
@@ -71,7 +72,8 @@ def handle_flow_run_message(message: FlowRunMessage) -> None:
         _finish(flow_run.id, Failed(message=f"Could not load the flow: {exc}"))
         return
     try:
-        exitcode = _run_in_child(flow, flow_run, _parameters(flow_run, message))
+        with lease_keeper.holding(get_store(), flow_run.id):
+            exitcode = _run_in_child(flow, flow_run, _parameters(flow_run, message))
     except Exception as exc:
         logger.exception("Flow run %s could not be started", flow_run.id)
         _finish(flow_run.id, Crashed(message=f"The flow run process could not start: {exc!r}"))
@@ -94,12 +96,32 @@ def _read_flow_run(message: FlowRunMessage) -> FlowRun | None:
         logger.error("Dropped a flow-run message with no known flow run (%r): %s", exc, message)
         return None
     state = flow_run.state
-    if state is not None and state.type not in _STARTABLE:
+    if state is None or state.type not in _STARTABLE or not _take(flow_run):
+        shown = state.name if state is not None else "unknown"
         logger.warning(
-            "Flow run %s is already %s; ignoring a duplicate delivery.", flow_run.id, state.name
+            "Flow run %s is already %s (or taken); ignoring a duplicate delivery.",
+            flow_run.id,
+            shown,
         )
         return None
     return flow_run
+
+
+def _take(flow_run: FlowRun) -> bool:
+    """Lease the flow run to this coordinator; False if another one holds it.
+
+    From here on the run is in a live process's hands: if this coordinator dies
+    before the run finishes (even before its child started), the lease lapses
+    and the fleet's sweep ends it Crashed, instead of it waiting for the
+    broker's visibility timeout.
+    """
+    store = get_store()
+    if not isinstance(store, SharedRunStore):
+        return True
+    taken = Pending(message=f"Taken by coordinator {worker_identity()}.")
+    taken.state_details.flow_run_id = flow_run.id
+    taken.state_details.worker = worker_identity()
+    return store.propose_if_unleased(flow_run.id, taken)
 
 
 def load_flow(target: dict[str, Any]) -> Any:

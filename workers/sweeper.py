@@ -20,7 +20,6 @@ import threading
 import uuid
 from typing import Any
 
-from engine.exceptions import ObjectNotFound
 from engine.flow_attempts import crash_flow_run, lapsed_lease_reason
 from engine.store import get_store
 from engine.store.base import SharedRunStore
@@ -66,11 +65,15 @@ def retry_if_allowed(store: SharedRunStore, flow_run_id: uuid.UUID) -> bool:
     """Send a crashed flow run back to the coordinators if its flow has retries left."""
     try:
         flow_run = store.read_flow_run(flow_run_id)
+        if flow_run.flow_ref is None:
+            return False  # not importable by name: only its own process could run it
         retries = _flow_retries(flow_run.flow_ref)
-    except (ObjectNotFound, Exception) as exc:  # e.g. the flow no longer imports here
+    except Exception as exc:  # e.g. gone, or the flow no longer imports here
         logger.warning("Flow run %s is not retried automatically: %s", flow_run_id, exc)
         return False
-    if flow_run.run_count > retries:
+    # A run whose coordinator died before starting it never ran: it goes back
+    # to the coordinators whatever its retries, as Celery redelivers a job.
+    if flow_run.run_count > retries and flow_run.run_count > 0:
         return False
     from workers.producer import resubmit_flow_run
 
@@ -84,9 +87,7 @@ def retry_if_allowed(store: SharedRunStore, flow_run_id: uuid.UUID) -> bool:
     return True
 
 
-def _flow_retries(flow_ref: dict[str, Any] | None) -> int:
-    if not flow_ref:
-        return 0
+def _flow_retries(flow_ref: dict[str, Any]) -> int:
     from workers.coordinator import load_flow
 
     return int(load_flow(flow_ref).retries or 0)

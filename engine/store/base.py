@@ -191,6 +191,9 @@ class SharedRunStore(RunStore):
         """Started, unfinished flow runs whose process no longer renews their lease."""
 
     @abstractmethod
-    def crash_lapsed_flow_run(self, flow_run_id: uuid.UUID, state: State[Any]) -> bool:
-        """Move a flow run to ``state`` (Crashed) only if its lease is still lapsed and it
-        is unfinished; True for the one caller that did it (several sweepers are safe)."""
+    def propose_if_unleased(self, run_id: uuid.UUID, state: State[Any]) -> bool:
+        """Propose ``state`` only if no process holds the run's lease; whether it was accepted.
+
+        Sweepers end lapsed flow runs with it and coordinators take submitted
+        ones: of several racing callers, exactly one wins.
+        """

@@ -65,12 +65,15 @@ def _task_run_lease(state: State[Any]) -> str:
 
 
 def _flow_run_lease(state: State[Any]) -> tuple[str, str]:
-    # A flow run is leased to the process that runs it from Running until it is
-    # final, Paused included (the process waits): (lease, active-set change).
+    # A flow run is leased to the coordinator that took it (Pending with a
+    # worker), then to the process that runs it from Running until it is final,
+    # Paused included (the process waits): (lease, active-set change).
     if state.is_final():
         return "", "-"
     if state.is_running():
         return worker_identity(), "+"
+    if state.is_pending() and state.state_details.worker:
+        return state.state_details.worker, "+"
     return "=", ""
 
 
@@ -470,10 +473,10 @@ class RedisRunStore(SharedRunStore):
         return lapsed  # type: ignore[return-value]
 
     @_reachable
-    def crash_lapsed_flow_run(self, flow_run_id: uuid.UUID, state: State[Any]) -> bool:
-        """Move a lapsed, unfinished flow run to ``state``; True if this call did it."""
-        self._known.pop(flow_run_id, None)
-        outcome = self._propose(flow_run_id, state, force=False, only_if_lapsed=True)
+    def propose_if_unleased(self, run_id: uuid.UUID, state: State[Any]) -> bool:
+        """Propose ``state`` only if no process holds the run's lease; whether it was accepted."""
+        self._known.pop(run_id, None)
+        outcome = self._propose(run_id, state, force=False, only_if_lapsed=True)
         # The result holds a validated copy of the state: compare ids, not objects.
         accepted = outcome.status == SetStateStatus.ACCEPT and outcome.state is not None
         return accepted and outcome.state.id == state.id  # type: ignore[union-attr]

@@ -102,15 +102,15 @@ class TestFlowRunLeases:
         _lose_lease(first, flow_run.id)
         assert [run.id for run in second.lapsed_flow_runs()] == [flow_run.id]
         crashed = Crashed(message="lost")
-        assert first.crash_lapsed_flow_run(flow_run.id, crashed) is True
-        assert second.crash_lapsed_flow_run(flow_run.id, Crashed(message="lost")) is False
+        assert first.propose_if_unleased(flow_run.id, crashed) is True
+        assert second.propose_if_unleased(flow_run.id, Crashed(message="lost")) is False
         assert first.read_flow_run(flow_run.id).state.id == crashed.id
         assert second.lapsed_flow_runs() == []
 
     def test_a_flow_run_whose_lease_is_held_is_not_crashed(self, store):
         flow_run = _flow_run(store)
         _running(store, flow_run.id)
-        assert store.crash_lapsed_flow_run(flow_run.id, Crashed(message="lost")) is False
+        assert store.propose_if_unleased(flow_run.id, Crashed(message="lost")) is False
         assert store.read_flow_run(flow_run.id).state.is_running()
 
 
@@ -139,3 +139,25 @@ class TestSweep:
         state = first.read_flow_run(flow_run.id).state
         assert state.is_crashed()
         assert "runs retry" in state.message
+
+
+class TestTakingSubmittedRuns:
+    def _taken(self, run_id: uuid.UUID, coordinator: str) -> Pending:
+        state = Pending(message=f"Taken by coordinator {coordinator}.")
+        state.state_details.flow_run_id = run_id
+        state.state_details.worker = coordinator
+        return state
+
+    def test_one_coordinator_takes_a_run_and_a_duplicate_delivery_is_refused(self, open_store):
+        first, second = open_store(), open_store()
+        flow_run = _flow_run(first)
+        assert first.propose_if_unleased(flow_run.id, self._taken(flow_run.id, "c:1"))
+        assert first.lease_holder(flow_run.id) == "c:1"
+        assert not second.propose_if_unleased(flow_run.id, self._taken(flow_run.id, "c:2"))
+
+    def test_a_run_whose_coordinator_died_before_starting_it_is_swept(self, store):
+        flow_run = _flow_run(store)
+        store.propose_if_unleased(flow_run.id, self._taken(flow_run.id, "c:1"))
+        _lose_lease(store, flow_run.id)
+        assert FlowRunSweeper(store).sweep_once() == [flow_run.id]
+        assert store.read_flow_run(flow_run.id).state.is_crashed()
