@@ -49,17 +49,18 @@ def retry_fields(flow: Any, parameters: dict[str, Any], store: RunStore) -> dict
         fields["flow_ref"] = {"import_path": path, **({"file": file} if file else {})}
     if isinstance(store, SharedRunStore):
         try:
-            fields["parameters_ref"] = _parameters_storage(store).write(parameters)
+            fields["parameters_ref"] = _parameters_storage().write(parameters)
         except CelerityException:
             pass  # unpicklable parameters: a retry then uses their JSON form
     return fields
 
 
-def _parameters_storage(store: SharedRunStore) -> Any:
-    from engine.results import storage_for_url
+def _parameters_storage() -> Any:
+    from engine.config import current_settings
+    from engine.results import shared_result_storage
 
-    # The run store's own Redis: the parameters belong with the run.
-    return storage_for_url(f"{store.url}#{store.prefix}")  # type: ignore[attr-defined]
+    # Where the fleet keeps results, and as long: a retry reads them like one.
+    return shared_result_storage(current_settings())
 
 
 def parameters_for_attempt(flow_run: FlowRun) -> dict[str, Any]:
@@ -83,15 +84,18 @@ def completed_task_runs(flow_run_id: uuid.UUID) -> dict[TaskIdentity, TaskRun]:
     }
 
 
-def reusable_run(task_run: TaskRun) -> TaskRun | None:
-    """The completed run of an earlier attempt that ``task_run`` (just built) stands for."""
+def reusable_runs() -> dict[TaskIdentity, TaskRun]:
+    """The task runs of earlier attempts of the current flow run that a call may reuse,
+    by (task key, dynamic key); empty in a first attempt or outside a flow run."""
     from engine.context import FlowRunContext
 
     flow_ctx = FlowRunContext.get()
-    if flow_ctx is None or flow_ctx.flow_run.id != task_run.flow_run_id:
-        return None
-    reusable: dict[TaskIdentity, TaskRun] = flow_ctx.__dict__.get("reusable") or {}
-    return reusable.get((task_run.task_key, task_run.dynamic_key))
+    return (flow_ctx.__dict__.get("reusable") or {}) if flow_ctx is not None else {}
+
+
+def reusable_run(task_run: TaskRun) -> TaskRun | None:
+    """The completed run of an earlier attempt that ``task_run`` (just built) stands for."""
+    return reusable_runs().get((task_run.task_key, task_run.dynamic_key))
 
 
 def start_attempt(flow_ctx: Any) -> None:
@@ -223,5 +227,6 @@ __all__ = [
     "retry_flow_run",
     "retry_fields",
     "reusable_run",
+    "reusable_runs",
     "start_attempt",
 ]

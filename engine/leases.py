@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,16 +42,9 @@ class LeaseKeeper:
     @contextmanager
     def holding(self, store: Any, *run_ids: uuid.UUID) -> Iterator[None]:
         """Keep the leases of ``run_ids`` alive for the length of the block."""
-        with self.held(store, run_ids):
-            yield
-
-    @contextmanager
-    def held(self, store: Any, run_ids: Iterable[uuid.UUID]) -> Iterator[None]:
-        """``holding`` for a collection of run ids (a message's runs)."""
         if not isinstance(store, SharedRunStore):
             yield  # a process-local store has no leases to keep
             return
-        run_ids = list(run_ids)
         with self._lock:
             for run_id in run_ids:
                 self._held[run_id] = store

@@ -225,6 +225,28 @@ def _create_storage(url: str) -> ResultStorage:
     raise MissingResult(f"Unknown result storage {url!r}.")
 
 
+def shared_result_storage(settings: Any) -> ResultStorage:
+    """The storage every process of a fleet shares, as ``settings`` ask (Redis by default).
+
+    One per process and settings: each flow run on a fleet (and each flow run's
+    parameters kept for retries) uses it, so it must not open a connection pool
+    per call. Values expire after ``result_ttl_seconds``.
+    """
+    if settings.result_storage == "file":
+        return resolve_storage(settings.result_path)  # type: ignore[return-value]
+    url = str(settings.effective_store_url or settings.broker_url)
+    shared_url = f"{url}#{settings.key_prefix}"
+    with _registry_lock:
+        found = _registry.get(shared_url)
+    if isinstance(found, RedisResultStorage) and found.ttl_seconds == settings.result_ttl_seconds:
+        return found
+    storage = RedisResultStorage(
+        url, prefix=settings.key_prefix, ttl_seconds=settings.result_ttl_seconds
+    )
+    storage.url = shared_url
+    return register_storage(storage)
+
+
 def resolve_storage(option: Any) -> ResultStorage | None:
     """A run's ``result_storage`` option as a storage: a storage, a URL or a directory path."""
     if option is None or isinstance(option, ResultStorage):

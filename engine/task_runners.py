@@ -93,26 +93,36 @@ class TaskRunner(ABC):
     def _submit_chunk(
         self, task: Any, calls: list[dict[str, Any]], wait_for: Any, context: contextvars.Context
     ) -> list[BaseFuture[Any]]:
-        from engine.flow_attempts import reusable_run
+        from engine.flow_attempts import reusable_runs
         from engine.task_engine import new_task_run
 
         task_runs = [new_task_run(task, parameters) for parameters in calls]
         # In a later attempt of the flow run, a call that completed before is
         # not run again: its future is that run's, already finished.
-        reused = [reusable_run(task_run) for task_run in task_runs]
-        fresh = [
-            (run, call) for run, call, old in zip(task_runs, calls, reused, strict=True) if not old
-        ]
-        get_store().create_task_runs([run for run, _ in fresh])
-        new_futures = {run.id: self.new_future(run) for run, _ in fresh}
-        futures = [
-            new_futures[run.id] if old is None else _finished_future(old)
-            for run, old in zip(task_runs, reused, strict=True)
-        ]
+        table = reusable_runs()
+        if not table:  # a first attempt: nothing to reuse, nothing to look up
+            return self._submit_fresh(task, task_runs, calls, wait_for, context)
+        reused = [table.get((run.task_key, run.dynamic_key)) for run in task_runs]
+        fresh_runs = [run for run, old in zip(task_runs, reused, strict=True) if old is None]
+        fresh_calls = [call for call, old in zip(calls, reused, strict=True) if old is None]
+        submitted = iter(self._submit_fresh(task, fresh_runs, fresh_calls, wait_for, context))
+        return [next(submitted) if old is None else _finished_future(old) for old in reused]
+
+    def _submit_fresh(
+        self,
+        task: Any,
+        task_runs: list[TaskRun],
+        calls: list[dict[str, Any]],
+        wait_for: Any,
+        context: contextvars.Context,
+    ) -> list[BaseFuture[Any]]:
+        if not task_runs:
+            return []
+        get_store().create_task_runs(task_runs)
+        futures = [self.new_future(task_run) for task_run in task_runs]
         with self._futures_lock:
             self._futures.extend(futures)
-        for task_run, parameters in fresh:
-            future = new_futures[task_run.id]
+        for task_run, parameters, future in zip(task_runs, calls, futures, strict=True):
             self._hold_until_ready(task, task_run, parameters, wait_for, future, context)
         return futures
 

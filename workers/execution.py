@@ -159,7 +159,7 @@ def execute_envelope(
     lapsed: set[uuid.UUID] = set()
     if isinstance(store, SharedRunStore):
         runs, lapsed = _claim(store, envelope, queue, requeue_later)
-    with lease_keeper.held(store, [entry.id for entry in runs]):
+    with lease_keeper.holding(store, *(entry.id for entry in runs)):
         return _execute_claimed(envelope, runs, lapsed, requeue_later)
 
 

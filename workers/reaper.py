@@ -33,7 +33,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -225,8 +224,5 @@ class _Progress:
         if queue not in self._empty:
             self._empty[queue] = self.runner.queue_is_empty(queue)
         return self._empty[queue]
-
-
-Lose = Callable[[uuid.UUID, str], None]
 
 __all__ = ["InFlight", "Reaper", "MAX_RESENDS", "RESEND_AFTER_LEASES"]

@@ -30,12 +30,7 @@ from engine.annotations import allow_failure
 from engine.context import FlowRunContext, serialize_context
 from engine.exceptions import ConfigurationError, SerializationError
 from engine.futures import BaseFuture
-from engine.results import (
-    FileSystemResultStorage,
-    RedisResultStorage,
-    ResultStorage,
-    register_storage,
-)
+from engine.results import shared_result_storage
 from engine.schemas import TaskRun
 from engine.signing import fleet_signer
 from engine.states import Crashed, Failed, State
@@ -63,18 +58,6 @@ MAX_DEFERRED_UPSTREAMS = 16
 TARGET_MESSAGES_PER_MAP = 64
 
 
-def result_storage_for(settings: CeleritySettings) -> ResultStorage:
-    """The shared result storage the settings ask for (Redis by default)."""
-    if settings.result_storage == "file":
-        return register_storage(FileSystemResultStorage(settings.result_path))
-    url = settings.effective_store_url or settings.broker_url
-    storage = RedisResultStorage(
-        str(url), prefix=settings.key_prefix, ttl_seconds=settings.result_ttl_seconds
-    )
-    storage.url = f"{url}#{settings.key_prefix}"
-    return register_storage(storage)
-
-
 class CeleryTaskRunner(TaskRunner):
     """Runs task runs on Celery workers; entered by the flow run that uses it."""
 
@@ -85,7 +68,7 @@ class CeleryTaskRunner(TaskRunner):
             raise ConfigurationError("CeleryTaskRunner needs CELERITY_BROKER_URL (a Redis URL).")
         fleet_signer(self.settings)  # no key, no fleet: refuse now, not at the first send
         self._app = app
-        self.result_storage = result_storage_for(self.settings)
+        self.result_storage = shared_result_storage(self.settings)
         self._listener: CompletionListener | None = None
         self.flow_run_id: uuid.UUID | None = None
         self._context: dict[str, Any] | None = None
@@ -117,7 +100,7 @@ class CeleryTaskRunner(TaskRunner):
                 "The Celery runner needs the Redis run store: set CELERITY_BROKER_URL "
                 "(or CELERITY_STORE_URL) so that workers and this process share runs."
             )
-        self._listener = get_listener(store.client, store.prefix)  # type: ignore[attr-defined]
+        self._listener = get_listener(store.client, store.prefix)
         flow_ctx = FlowRunContext.get()
         if flow_ctx is not None:
             self.flow_run_id = flow_ctx.flow_run.id
@@ -403,4 +386,4 @@ def _allowed_failures(*exprs: Any) -> set[uuid.UUID]:
     return allowed
 
 
-__all__ = ["CeleryTaskRunner", "result_storage_for"]
+__all__ = ["CeleryTaskRunner"]

@@ -123,6 +123,7 @@ class SharedRunStore(RunStore):
     this process.
     """
 
+    prefix: str = ""  # of every key it writes
     lease_seconds: float = 30.0
     release_handler: ReleaseHandler | None = None
 

@@ -94,12 +94,24 @@ def make_store(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[Stor
             return shared
 
     else:
-        url = request.getfixturevalue("store_redis_url")
+        factory = request.getfixturevalue("open_redis_store")
 
-        def factory() -> RunStore:
-            store = RedisRunStore(url, prefix=key_prefix)
-            opened.append(store)
-            return store
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def open_redis_store(
+    store_redis_url: str, key_prefix: str
+) -> Iterator[Callable[[], RedisRunStore]]:
+    """Open new clients on one Redis store (this test's prefix); closed after the test."""
+    opened: list[RedisRunStore] = []
+
+    def factory() -> RedisRunStore:
+        store = RedisRunStore(store_redis_url, prefix=key_prefix)
+        opened.append(store)
+        return store
 
     yield factory
     for store in opened:

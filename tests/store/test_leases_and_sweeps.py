@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,22 +15,8 @@ from workers.sweeper import FlowRunSweeper
 
 
 @pytest.fixture
-def open_store(store_redis_url: str, key_prefix: str) -> Iterator:
-    opened: list[RedisRunStore] = []
-
-    def factory() -> RedisRunStore:
-        store = RedisRunStore(store_redis_url, prefix=key_prefix, lease_seconds=30)
-        opened.append(store)
-        return store
-
-    yield factory
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def store(open_store) -> RedisRunStore:
-    return open_store()
+def store(open_redis_store) -> RedisRunStore:
+    return open_redis_store()
 
 
 def _flow_run(store: RedisRunStore) -> FlowRun:
@@ -95,8 +80,8 @@ class TestFlowRunLeases:
         assert store.lease_holder(flow_run.id) is None
         assert store.client.scard(keys.active_flow_runs(store.prefix)) == 0
 
-    def test_a_lapsed_flow_run_is_found_and_crashed_once(self, open_store):
-        first, second = open_store(), open_store()
+    def test_a_lapsed_flow_run_is_found_and_crashed_once(self, open_redis_store):
+        first, second = open_redis_store(), open_redis_store()
         flow_run = _flow_run(first)
         _running(first, flow_run.id)
         _lose_lease(first, flow_run.id)
@@ -129,8 +114,8 @@ class TestSweep:
         assert states[running.id].is_crashed() and "its process died" in states[running.id].message
         assert states[waiting.id].is_crashed()
 
-    def test_of_two_sweepers_exactly_one_ends_a_lapsed_flow_run(self, open_store):
-        first, second = open_store(), open_store()
+    def test_of_two_sweepers_exactly_one_ends_a_lapsed_flow_run(self, open_redis_store):
+        first, second = open_redis_store(), open_redis_store()
         flow_run = _flow_run(first)
         _running(first, flow_run.id)
         _lose_lease(first, flow_run.id)
@@ -148,8 +133,10 @@ class TestTakingSubmittedRuns:
         state.state_details.worker = coordinator
         return state
 
-    def test_one_coordinator_takes_a_run_and_a_duplicate_delivery_is_refused(self, open_store):
-        first, second = open_store(), open_store()
+    def test_one_coordinator_takes_a_run_and_a_duplicate_delivery_is_refused(
+        self, open_redis_store
+    ):
+        first, second = open_redis_store(), open_redis_store()
         flow_run = _flow_run(first)
         assert first.propose_if_unleased(flow_run.id, self._taken(flow_run.id, "c:1"))
         assert first.lease_holder(flow_run.id) == "c:1"
