@@ -100,7 +100,8 @@ class State(BaseModel, Generic[R]):
     message: str | None = None
     state_details: StateDetails = Field(default_factory=StateDetails)
     result_ref: ResultRef | None = None
-    _data: Any = PrivateAttr(default=_NOT_LOADED)
+    # A factory, not a default: pydantic deep-copies a default for every State.
+    _data: Any = PrivateAttr(default_factory=lambda: _NOT_LOADED)
 
     def __init__(self, **kwargs: Any) -> None:
         data = kwargs.pop("data", _NOT_LOADED)

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, Self
 
 from engine.exceptions import ParameterBindError, SignatureMismatchError
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature_of(fn: Callable[..., Any]) -> inspect.Signature:
+    # inspect.signature costs several microseconds and a worker asks it for
+    # every task run of the same few functions.
+    return inspect.signature(fn)
+
+
+def signature_of(fn: Callable[..., Any]) -> inspect.Signature:
+    """``inspect.signature(fn)``, cached for hashable callables."""
+    try:
+        return _signature_of(fn)
+    except TypeError:  # unhashable callable object
+        return inspect.signature(fn)
 
 
 def get_call_parameters(
@@ -17,7 +33,7 @@ def get_call_parameters(
     apply_defaults: bool = True,
 ) -> dict[str, Any]:
     """Map call arguments to parameter names; raises ParameterBindError naming the culprit."""
-    signature = inspect.signature(fn)
+    signature = signature_of(fn)
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -41,7 +57,7 @@ def parameters_to_args_kwargs(
     Parameters before a ``*args`` parameter go positionally, so
     ``def f(a, *args)`` called as ``f(1, 2, 3)`` is called the same way again.
     """
-    signature = inspect.signature(fn)
+    signature = signature_of(fn)
     unknown = set(parameters) - set(signature.parameters)
     if unknown:
         raise SignatureMismatchError(
