@@ -21,9 +21,10 @@ def _signature_of(fn: Callable[..., Any]) -> inspect.Signature:
 def signature_of(fn: Callable[..., Any]) -> inspect.Signature:
     """``inspect.signature(fn)``, cached for hashable callables."""
     try:
-        return _signature_of(fn)
-    except TypeError:  # unhashable callable object
+        hash(fn)
+    except TypeError:  # an unhashable callable object cannot be a cache key
         return inspect.signature(fn)
+    return _signature_of(fn)
 
 
 def get_call_parameters(
