@@ -125,6 +125,13 @@ class CeleritySettings(BaseSettings):
         default=False,
         description="Enable Celery remote control (celery inspect/control) on workers.",
     )
+    worker_events: bool = Field(
+        default=False,
+        description=(
+            "Workers send Celery task events and heartbeats, and producers task-sent events "
+            "(Flower, `celery events`); same as `celerity worker start -E`."
+        ),
+    )
     task_batch_size: int = Field(
         default=100,
         ge=1,
@@ -150,6 +157,48 @@ class CeleritySettings(BaseSettings):
         default=30,
         ge=0,
         description="Seconds between Redis connection health checks (0 disables them).",
+    )
+
+    # --- run defaults (what Prefect code sets as PREFECT_* settings, see engine.settings) ---
+    task_default_retries: int = Field(
+        default=0, ge=0, description="Retries of a task that does not set retries."
+    )
+    task_default_retry_delay_seconds: float = Field(
+        default=0, ge=0, description="Retry delay of a task that does not set retry_delay_seconds."
+    )
+    flow_default_retries: int = Field(
+        default=0, ge=0, description="Retries of a flow that does not set retries."
+    )
+    flow_default_retry_delay_seconds: float = Field(
+        default=0, ge=0, description="Retry delay of a flow that does not set retry_delay_seconds."
+    )
+    persist_results_by_default: bool = Field(
+        default=False, description="Persist results of runs that do not set persist_result."
+    )
+    refresh_cache: bool = Field(
+        default=False, description="Run cached tasks again and overwrite their cache records."
+    )
+    default_no_cache: bool = Field(
+        default=False, description="Tasks without a cache_policy use NO_CACHE instead of DEFAULT."
+    )
+    disable_caching: bool = Field(
+        default=False, description="No task reads or writes cache records, whatever its policy."
+    )
+    log_prints: bool = Field(
+        default=False, description="print() in runs that do not set log_prints becomes log lines."
+    )
+    logging_level: str = Field(
+        default="INFO", description="Level of the celerity loggers (run loggers included)."
+    )
+    thread_pool_max_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Threads of a ThreadPoolTaskRunner made without max_workers.",
+    )
+    process_pool_max_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Processes of a ProcessPoolTaskRunner made without max_workers.",
     )
 
     @property

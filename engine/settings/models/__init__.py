@@ -1,0 +1,1 @@
+"""Prefect's settings model path; Celerity's one model is ``CeleritySettings``."""
