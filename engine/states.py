@@ -11,8 +11,10 @@ import asyncio
 import datetime
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from enum import Enum
+from types import GeneratorType
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -23,9 +25,12 @@ from engine.exceptions import (
     FailedRun,
     MissingResult,
     PausedRun,
+    TerminationSignal,
     UnfinishedRun,
 )
 from engine.results import ResultRef, read_result
+from engine.utilities.annotations import BaseAnnotation
+from engine.utilities.asyncutils import async_dispatch
 
 R = TypeVar("R")
 
@@ -134,6 +139,18 @@ class State(BaseModel, Generic[R]):
         """True when the value is in this process or can be loaded."""
         return self._data is not _NOT_LOADED or self.result_ref is not None
 
+    def _needs_loading(self) -> bool:
+        return self._data is _NOT_LOADED and self.result_ref is not None
+
+    async def aresult(
+        self, raise_on_failure: bool = True, fetch: bool = True, retry_result_failure: bool = True
+    ) -> R:
+        """``result()`` for async code: reads result storage off the event loop."""
+        if self._needs_loading():
+            await asyncio.to_thread(lambda: self.data)
+        return self._outcome(raise_on_failure)
+
+    @async_dispatch(aresult)
     def result(
         self, raise_on_failure: bool = True, fetch: bool = True, retry_result_failure: bool = True
     ) -> R:
@@ -141,12 +158,17 @@ class State(BaseModel, Generic[R]):
 
         With ``raise_on_failure=False`` a failed, crashed or cancelled state
         returns its exception instead. A paused run raises ``PausedRun``.
+        Called from async code it returns an awaitable (``await state.result()``),
+        as ``aresult()`` does; ``_sync=True`` forces the value.
         """
+        return self._outcome(raise_on_failure)
+
+    def _outcome(self, raise_on_failure: bool) -> R:
         if self.type == StateType.PAUSED and raise_on_failure:
             raise PausedRun("Run is paused, its result is not available.", state=self)
         if not self.is_final():
             if self.name == "NotReady" and raise_on_failure:
-                raise get_state_exception(self)
+                raise _exception_of(self)
             if raise_on_failure:
                 raise UnfinishedRun(
                     f"Run is in {self.type.value} state ({self.name}); its result is not available."
@@ -154,11 +176,19 @@ class State(BaseModel, Generic[R]):
             return None  # type: ignore[return-value]
         if not self.is_completed():
             if raise_on_failure:
-                raise get_state_exception(self)
-            return get_state_exception(self)  # type: ignore[return-value]
+                raise _exception_of(self)
+            return self._failure_value()
         if not self.has_data():
             raise MissingResult(f"State {self.name!r} has no result stored.")
         return self.data
+
+    def _failure_value(self) -> Any:
+        # What raise_on_failure=False gives: the exception, or for an aggregate
+        # state the states it was made of (so a caller can inspect each).
+        value = self.data if self.has_data() else None
+        if value is None or isinstance(value, (BaseException, str)):
+            return _exception_of(self)
+        return value
 
     # --- predicates -------------------------------------------------------------
 
@@ -229,42 +259,89 @@ class State(BaseModel, Generic[R]):
 
 # --- exception extraction --------------------------------------------------------------
 
+_WRAPPERS: dict[StateType, tuple[type[BaseException], str]] = {
+    StateType.FAILED: (FailedRun, "Run failed."),
+    StateType.CRASHED: (CrashedRun, "Run crashed."),
+    StateType.CANCELLED: (CancelledRun, "Run cancelled."),
+}
 
-def get_state_exception(state: State[Any]) -> BaseException:
-    """The exception that best explains why ``state`` did not complete."""
+
+def _exception_of(state: State[Any]) -> BaseException:
+    """The exception that best explains why ``state`` did not complete.
+
+    - the state's value if it is an exception;
+    - a ``FailedRun`` / ``CrashedRun`` / ``CancelledRun`` carrying the value if
+      it is a string, or the state's message if there is no value;
+    - the exception of a nested state, or of the first failed one of a list of states.
+
+    A state that is not failed, crashed or cancelled raises ValueError (a
+    ``NotReady`` one gives ``UpstreamTaskError``); a value that cannot explain
+    a failure raises TypeError.
+    """
     if state.name == "NotReady" and state.type == StateType.PENDING:
         from engine.exceptions import UpstreamTaskError
 
         return UpstreamTaskError(state.message or "Upstream run did not complete.")
-    data = state.data if state.has_data() else None
-    if isinstance(data, BaseException):
-        return data
-    if isinstance(data, str) and state.is_final():
-        return _outcome_exception(state, data)
-    if isinstance(data, State):
-        return get_state_exception(data)
-    if isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
-        for item in data:
-            if isinstance(item, State) and (item.is_failed() or item.is_crashed()):
-                return get_state_exception(item)
-    return _outcome_exception(state)
+    if state.type not in _WRAPPERS:
+        raise ValueError(f"Expected failed or crashed state got {state!r}.")
+    wrapper, default_message = _WRAPPERS[state.type]
+    value = state.data if state.has_data() else None
+    if value is None:
+        return wrapper(state.message or default_message)
+    if isinstance(value, BaseException):
+        return value
+    if isinstance(value, str):
+        return wrapper(value)
+    if isinstance(value, State):
+        return _exception_of(value)
+    if is_state_iterable(value):
+        return _first_failure(value)
+    raise TypeError(
+        f"Unexpected result for failed state: {value!r} —— "
+        f"{type(value).__name__} cannot be resolved into an exception"
+    )
 
 
-def _outcome_exception(state: State[Any], message: str | None = None) -> BaseException:
-    message = message or state.message or f"Run ended in {state.name!r}."
-    if state.type == StateType.CRASHED:
-        return CrashedRun(message)
-    if state.type == StateType.CANCELLED:
-        return CancelledRun(message)
-    if state.is_final():
-        return FailedRun(message)
-    return UnfinishedRun(message)
+def _first_failure(states: Iterable[State[Any]]) -> BaseException:
+    for inner in states:
+        if inner.type in _WRAPPERS:
+            return _exception_of(inner)
+    raise ValueError("Failed state result was an iterable of states but none were failed.")
 
 
+async def aget_state_exception(state: State[Any]) -> BaseException:
+    """``get_state_exception`` for async code: reads result storage off the event loop."""
+    if state._needs_loading():
+        await asyncio.to_thread(lambda: state.data)
+    return _exception_of(state)
+
+
+@async_dispatch(aget_state_exception)
+def get_state_exception(state: State[Any]) -> BaseException:
+    """The exception a failed, crashed or cancelled ``state`` stands for.
+
+    Nested states and lists of states are searched for the first failure; a
+    string value or a missing value becomes ``FailedRun`` (``CrashedRun``,
+    ``CancelledRun``) with that message. Any other state raises ValueError.
+    From async code it returns an awaitable.
+    """
+    return _exception_of(state)
+
+
+async def araise_state_exception(state: State[Any]) -> None:
+    """``raise_state_exception`` for async code."""
+    if state.type in _WRAPPERS:
+        raise await aget_state_exception(state)
+
+
+@async_dispatch(araise_state_exception)
 def raise_state_exception(state: State[Any]) -> None:
-    """Raise the state's exception if it is failed, crashed or cancelled."""
-    if state.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
-        raise get_state_exception(state)
+    """Raise the state's exception if it is failed, crashed or cancelled; else None.
+
+    From async code it returns an awaitable: ``await raise_state_exception(state)``.
+    """
+    if state.type in _WRAPPERS:
+        raise _exception_of(state)
 
 
 # --- named constructors ------------------------------------------------------------------
@@ -275,9 +352,15 @@ def _named(type_: StateType, name: str | None, kwargs: dict[str, Any]) -> State[
     return State(type=type_, **kwargs)
 
 
+def _details(kwargs: dict[str, Any]) -> StateDetails:
+    """The ``state_details`` given (a model or a dict), as a model of its own."""
+    given = kwargs.pop("state_details", None)
+    return StateDetails.model_validate(given) if given is not None else StateDetails()
+
+
 def Scheduled(scheduled_time: datetime.datetime | None = None, **kwargs: Any) -> State[Any]:
     """A run waiting for ``scheduled_time``."""
-    details = kwargs.pop("state_details", None) or StateDetails()
+    details = _details(kwargs)
     details.scheduled_time = scheduled_time or now()
     return _named(StateType.SCHEDULED, "Scheduled", {**kwargs, "state_details": details})
 
@@ -305,6 +388,16 @@ def AwaitingConcurrencySlot(
 def Pending(**kwargs: Any) -> State[Any]:
     """A run created but not started."""
     return _named(StateType.PENDING, "Pending", kwargs)
+
+
+def Submitting(**kwargs: Any) -> State[Any]:
+    """A run whose infrastructure is being requested (a kind of Pending)."""
+    return _named(StateType.PENDING, "Submitting", kwargs)
+
+
+def InfrastructurePending(**kwargs: Any) -> State[Any]:
+    """A run whose infrastructure is starting (a kind of Pending)."""
+    return _named(StateType.PENDING, "InfrastructurePending", kwargs)
 
 
 def NotReady(**kwargs: Any) -> State[Any]:
@@ -365,7 +458,7 @@ def Paused(
     **kwargs: Any,
 ) -> State[Any]:
     """A run waiting to be resumed."""
-    details = kwargs.pop("state_details", None) or StateDetails()
+    details = _details(kwargs)
     if pause_expiration_time is None and timeout_seconds is not None:
         pause_expiration_time = now() + datetime.timedelta(seconds=timeout_seconds)
     details.pause_timeout = pause_expiration_time
@@ -380,59 +473,172 @@ def Suspended(timeout_seconds: float | None = None, **kwargs: Any) -> State[Any]
     return Paused(timeout_seconds=timeout_seconds, reschedule=True, **kwargs)
 
 
+# --- groups of states -----------------------------------------------------------------------
+
+
+class StateGroup:
+    """Counts over a list of states, for deciding and describing an aggregate state.
+
+    Example: ``StateGroup([Completed(), Failed()]).any_failed()`` is True.
+    """
+
+    def __init__(self, states: Iterable[State[Any]]) -> None:
+        self.states: list[State[Any]] = list(states)
+        self.type_counts: Counter[StateType] = Counter(state.type for state in self.states)
+        self.total_count = len(self.states)
+        self.final_count = sum(1 for state in self.states if state.is_final())
+        self.not_final_count = self.total_count - self.final_count
+        self.cancelled_count = self.type_counts[StateType.CANCELLED]
+        self.paused_count = self.type_counts[StateType.PAUSED]
+
+    @property
+    def fail_count(self) -> int:
+        """Failed plus crashed states."""
+        return self.type_counts[StateType.FAILED] + self.type_counts[StateType.CRASHED]
+
+    def all_completed(self) -> bool:
+        return self.type_counts[StateType.COMPLETED] == self.total_count
+
+    def all_final(self) -> bool:
+        return self.final_count == self.total_count
+
+    def any_cancelled(self) -> bool:
+        return self.cancelled_count > 0
+
+    def any_failed(self) -> bool:
+        return self.fail_count > 0
+
+    def any_paused(self) -> bool:
+        return self.paused_count > 0
+
+    def counts_message(self) -> str:
+        """``total=3, not_final=1, 'FAILED'=1, 'RUNNING'=1, ...``"""
+        parts = [f"total={self.total_count}"]
+        if self.not_final_count:
+            parts.append(f"not_final={self.not_final_count}")
+        parts.extend(f"{kind.value!r}={count}" for kind, count in self.type_counts.items() if count)
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"StateGroup<{self.counts_message()}>"
+
+
+def combine_final_states(states: list[State[Any]], data: Any) -> State[Any]:
+    """One state for many, holding ``data``: Completed only if all completed.
+
+    Otherwise Cancelled if any was cancelled, Paused if any paused, else Failed;
+    the message counts the states that decided it ("1/2 states failed.").
+    """
+    group = StateGroup(states)
+    total = group.total_count
+    if group.all_completed():
+        return Completed(message="All states completed.", data=data)
+    if group.any_cancelled():
+        message = f"{group.cancelled_count}/{total} states cancelled."
+        return State(type=StateType.CANCELLED, message=message, data=data)
+    if group.any_paused():
+        message = f"{group.paused_count}/{total} states paused."
+        return State(type=StateType.PAUSED, message=message, data=data)
+    if group.any_failed():
+        message = f"{group.fail_count}/{total} states failed."
+    elif not group.all_final():
+        message = f"{group.not_final_count}/{total} states are not final."
+    else:
+        message = "Given states: " + group.counts_message()
+    return State(type=StateType.FAILED, message=message, data=data)
+
+
 # --- turning outcomes into states -----------------------------------------------------------
 
 
 def is_state(value: Any) -> bool:
+    """True for a ``State``."""
     return isinstance(value, State)
 
 
 def is_state_iterable(value: Any) -> bool:
-    """True for a non-empty list, tuple or set whose items are all states."""
-    if isinstance(value, (list, tuple, set)) and value:
+    """True for a non-empty list, tuple or set whose items are all states.
+
+    Other containers (dicts, generators, annotations such as ``quote``) are not
+    state iterables even when they hold states.
+    """
+    if isinstance(value, (list, tuple, set)) and value and not isinstance(value, BaseAnnotation):
         return all(isinstance(item, State) for item in value)
     return False
 
 
-def exception_to_failed_state(
-    exc: BaseException | None = None, message: str | None = None, **_options: Any
-) -> State[Any]:
-    """A Failed state that carries ``exc`` (default: the exception being handled).
+def format_exception(exc: BaseException) -> str:
+    """``ValueError: message``: how a state's message names an exception."""
+    return f"{type(exc).__name__}: {exc}"
 
-    The seed API's ``result_store`` / ``write_result`` options are accepted and
-    ignored: the engine persists results itself.
+
+def exception_to_failed_state_sync(
+    exc: BaseException | None = None,
+    result_store: Any = None,
+    write_result: bool = False,
+    **kwargs: Any,
+) -> State[Any]:
+    """A Failed state carrying ``exc`` (default: the exception being handled).
+
+    The message is ``ValueError: ...``, after ``message=`` if one is given.
+    The state is marked not retriable. ``result_store`` / ``write_result`` are
+    accepted for ported code and ignored: the engine persists results itself.
+    A message passed in ``result_store``'s place (the seed API's positional
+    form) is used as the whole message.
     """
     if exc is None:
         exc = sys.exc_info()[1]
         if exc is None:
             raise ValueError("Exception was not passed and no active exception could be found.")
-    text = message or f"{type(exc).__name__}: {exc}"
-    return Failed(message=text, data=exc)
-
-
-def exception_to_crashed_state(exc: BaseException) -> State[Any]:
-    """A Crashed state that explains an interrupt or process exit."""
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        text = f"Execution was interrupted by {type(exc).__name__}."
-    elif isinstance(exc, asyncio.CancelledError):
-        text = "Execution was cancelled by the runtime environment."
+    if isinstance(result_store, str):
+        text = result_store
     else:
-        text = f"Execution was interrupted by an unexpected exception: {exc!r}"
-    return Crashed(message=text, data=exc)
+        prefix = kwargs.pop("message", None) or ""
+        text = (prefix.rstrip() + " " if prefix else "") + format_exception(exc)
+    state = Failed(message=text, data=exc, **kwargs)
+    state.state_details.retriable = False
+    return state
 
 
-def return_value_to_state(retval: Any, *_args: Any, **_options: Any) -> State[Any]:
+def exception_to_crashed_state_sync(exc: BaseException, result_store: Any = None) -> State[Any]:
+    """A Crashed state that explains an interrupt, a signal or an exit.
+
+    ``result_store`` is accepted for ported code and ignored.
+    """
+    return Crashed(message=_crash_message(exc), data=exc)
+
+
+def _crash_message(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "Execution was cancelled by the runtime environment."
+    if isinstance(exc, KeyboardInterrupt):
+        return "Execution was aborted by an interrupt signal."
+    if isinstance(exc, TerminationSignal):
+        return "Execution was aborted by a termination signal."
+    if isinstance(exc, SystemExit):
+        return "Execution was aborted by Python system exit call."
+    return f"Execution was interrupted by an unexpected exception: {format_exception(exc)}"
+
+
+def return_value_to_state_sync(
+    retval: Any,
+    result_store: Any = None,
+    key: str | None = None,
+    expiration: datetime.datetime | None = None,
+    write_result: bool = False,
+) -> State[Any]:
     """The final state for a run that returned ``retval``.
 
     - a state made by hand (no run ids, e.g. ``Completed(message=...)``) is used as-is;
     - a run's state, or a list / tuple / set of them, is combined by the aggregate
       rule (``combine_final_states``) and becomes the new state's data, so the
-      caller gets the states back, as in the seed API;
+      caller gets the states back;
+    - a generator is drained into a list (a generator cannot be stored);
     - anything else completes with the value.
 
-    Callers resolve futures to states first (a bare future is tolerated). The
-    seed API's ``result_store`` / ``key`` / ``write_result`` options are
-    accepted and ignored.
+    Callers resolve futures to states first (a bare future is tolerated).
+    ``result_store`` / ``key`` / ``expiration`` / ``write_result`` are accepted
+    for ported code and ignored: the engine persists results itself.
     """
     from engine.futures import BaseFuture
 
@@ -446,6 +652,8 @@ def return_value_to_state(retval: Any, *_args: Any, **_options: Any) -> State[An
         return combine_final_states([retval], retval)
     if is_state_iterable(retval):
         return combine_final_states(list(retval), retval)
+    if isinstance(retval, GeneratorType):
+        retval = list(retval)
     return Completed(data=retval)
 
 
@@ -454,28 +662,37 @@ def _made_by_hand(state: State[Any]) -> bool:
     return details.flow_run_id is None and details.task_run_id is None
 
 
-def combine_final_states(states: list[State[Any]], data: Any) -> State[Any]:
-    """One state for many, holding ``data``: Completed only if all completed.
+async def _exception_to_failed_state_async(
+    exc: BaseException | None = None,
+    result_store: Any = None,
+    write_result: bool = False,
+    **kwargs: Any,
+) -> State[Any]:
+    return exception_to_failed_state_sync(exc, result_store, write_result, **kwargs)
 
-    Otherwise Cancelled if any was cancelled, Paused if any paused, else Failed;
-    the message counts the states that decided it ("1/2 states failed.").
-    """
-    total = len(states)
-    if all(state.is_completed() for state in states):
-        return Completed(message="All states completed.", data=data)
-    cancelled = sum(1 for state in states if state.is_cancelled())
-    if cancelled:
-        message = f"{cancelled}/{total} states cancelled."
-        return State(type=StateType.CANCELLED, message=message, data=data)
-    paused = sum(1 for state in states if state.is_paused())
-    if paused:
-        return State(type=StateType.PAUSED, message=f"{paused}/{total} states paused.", data=data)
-    failed = sum(1 for state in states if state.is_failed() or state.is_crashed())
-    not_final = sum(1 for state in states if not state.is_final())
-    if failed:
-        message = f"{failed}/{total} states failed."
-    elif not_final:
-        message = f"{not_final}/{total} states are not final."
-    else:
-        message = "Given states: " + ", ".join(sorted({state.type.value for state in states}))
-    return State(type=StateType.FAILED, message=message, data=data)
+
+async def _exception_to_crashed_state_async(
+    exc: BaseException, result_store: Any = None
+) -> State[Any]:
+    return exception_to_crashed_state_sync(exc, result_store)
+
+
+async def _return_value_to_state_async(
+    retval: Any,
+    result_store: Any = None,
+    key: str | None = None,
+    expiration: datetime.datetime | None = None,
+    write_result: bool = False,
+) -> State[Any]:
+    return return_value_to_state_sync(retval, result_store, key, expiration, write_result)
+
+
+# Ported code awaits these in async code, as the seed API's are coroutines
+# there; sync code (and the engine, through the ``_sync`` names) gets the state.
+exception_to_failed_state = async_dispatch(_exception_to_failed_state_async)(
+    exception_to_failed_state_sync
+)
+exception_to_crashed_state = async_dispatch(_exception_to_crashed_state_async)(
+    exception_to_crashed_state_sync
+)
+return_value_to_state = async_dispatch(_return_value_to_state_async)(return_value_to_state_sync)
