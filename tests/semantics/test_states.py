@@ -22,7 +22,9 @@ from engine.states import (
     StateType,
     Suspended,
     TimedOut,
+    raise_state_exception,
 )
+from engine.utilities.annotations import quote
 
 from . import _helpers as h
 from ._tasks import add, flaky
@@ -52,6 +54,16 @@ def delayed_retry_history_flow(key):
 @flow
 def failing_history_flow():
     raise ValueError("flow failed")
+
+
+@flow
+def raises_a_states_exception():
+    raise_state_exception(Crashed(data=Failed(data=KeyError("nested"))))
+
+
+@flow
+def returns_a_quoted_failure():
+    return quote(Failed(message="kept as data"))
 
 
 class TestStateTypes:
@@ -183,3 +195,17 @@ class TestStateHistory:
     def test_failed_flow_history(self):
         state = failing_history_flow(return_state=True)
         assert h.names(state.state_details.flow_run_id) == ["Pending", "Running", "Failed"]
+
+
+class TestStatesInFlows:
+    def test_raise_state_exception_in_a_sync_flow(self):
+        state = raises_a_states_exception(return_state=True)
+        assert state.is_failed()
+        error = state.result(raise_on_failure=False)
+        assert isinstance(error, KeyError) and error.args == ("nested",)
+
+    def test_a_quoted_state_is_the_flows_value_not_its_outcome(self):
+        value = returns_a_quoted_failure()
+        assert isinstance(value, quote)
+        inner = value.unquote()
+        assert isinstance(inner, State) and inner.is_failed()
