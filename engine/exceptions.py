@@ -44,6 +44,30 @@ class ReservedArgumentError(TypeError, CelerityException):
     """A function uses an argument name that Celerity reserves."""
 
 
+class InvalidNameError(ValueError, CelerityException):
+    """A flow, task or run name contains a character names may not hold."""
+
+
+class MissingFlowError(CelerityException):
+    """An entrypoint names no flow (nothing by that name, or not a ``@flow``)."""
+
+
+class UnspecifiedFlowError(CelerityException):
+    """Several flows were found and none was named."""
+
+
+class ScriptError(CelerityException):
+    """A script raised while it was being loaded; ``user_exc`` is what it raised."""
+
+    def __init__(self, user_exc: BaseException, path: str) -> None:
+        super().__init__(f"Script at {str(path)!r} encountered an exception: {user_exc!r}")
+        self.user_exc = user_exc
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.user_exc, self.path))
+
+
 class ConfigurationError(CelerityException):
     """Settings are missing or inconsistent."""
 

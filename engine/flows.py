@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import random
 import uuid
 import warnings
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
 
-from engine.exceptions import ParameterTypeError
+from engine.entrypoints import (
+    DEFAULT_ARGUMENTS,
+    decorator_arguments,
+    safe_load_flow,
+    split_entrypoint,
+)
+from engine.exceptions import InvalidNameError, MissingFlowError, ParameterTypeError, ScriptError
 from engine.utilities.callables import (
+    UNBOUND,
+    UNSET,
     DecoratedFunction,
-    get_call_parameters,
+    check_hooks,
+    check_run_name,
     is_async_fn,
     is_async_generator_fn,
+    is_generator_fn,
+    raise_for_reserved_arguments,
+    signature_of,
+    unwrap_method_descriptor,
 )
+from engine.utilities.hashing import file_hash
+from engine.utilities.importing import import_object
 
+if TYPE_CHECKING:
+    from engine.states import State
+
+P = ParamSpec("P")
 R = TypeVar("R")
 Hook = Callable[..., Any]
 
@@ -91,12 +112,75 @@ def generate_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}"
 
 
-class Flow(DecoratedFunction, Generic[R]):
-    """A function whose calls become tracked flow runs; tasks submitted inside are its children."""
+# Characters a flow name may not contain (they break URLs and file names).
+BANNED_NAME_CHARACTERS = ("/", "%", "&", ">", "<")
+
+# Names pydantic's function validation keeps for itself: a flow taking one
+# cannot have its parameters validated.
+_VALIDATOR_RESERVED = frozenset(
+    {"v__args", "v__kwargs", "v__positional_only", "v__duplicate_kwargs"}
+)
+
+# with_options arguments for which None clears the option instead of keeping it.
+_CLEARED_BY_NONE = frozenset(
+    {"persist_result", "result_storage", "result_serializer", "log_prints"}
+)
+
+
+def check_name(name: Any, kind: str = "flow") -> str:
+    """``name`` if it is a string without banned characters; TypeError / InvalidNameError if not."""
+    if not isinstance(name, str):
+        hint = (
+            f" Perhaps you meant to call it? e.g. '@{kind}(name=get_{kind}_run_name())'"
+            if callable(name)
+            else ""
+        )
+        raise TypeError(
+            f"Expected string for {kind} parameter 'name'; got {type(name).__name__} instead.{hint}"
+        )
+    if not name or any(char in name for char in BANNED_NAME_CHARACTERS):
+        raise InvalidNameError(
+            f"Name {name!r} contains an invalid character. "
+            f"Must not contain any of: {list(BANNED_NAME_CHARACTERS)}."
+        )
+    return name
+
+
+def _default_name(fn: Any) -> str:
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return name.replace("_", "-").replace("<lambda>", "unknown-lambda")
+
+
+def _default_version(fn: Any) -> str | None:
+    """A digest of the file that defines ``fn``; None when it has no readable file."""
+    try:
+        source_file = inspect.getsourcefile(fn)
+        if source_file is None:
+            return None
+        return file_hash(source_file)
+    except (TypeError, OSError):  # built-ins, REPL code ("<stdin>"), deleted files
+        return None
+
+
+def _persist_implied(
+    persist_result: bool | None, result_storage: Any, serializer: Any
+) -> bool | None:
+    """Choosing where or how results are stored asks for them to be stored."""
+    if persist_result is None and (result_storage is not None or serializer is not None):
+        return True
+    return persist_result
+
+
+class Flow(DecoratedFunction, Generic[P, R]):
+    """A function whose calls become tracked flow runs; tasks submitted inside are its children.
+
+    Generic in the function's parameters and return type, so ``Flow[[int], str]``
+    annotates a flow taking an int and returning a str.
+    """
 
     def __init__(
         self,
-        fn: Callable[..., R],
+        fn: Callable[P, R] | classmethod[Any, P, R] | staticmethod[P, R],
         name: str | None = None,
         version: str | None = None,
         flow_run_name: str | Callable[..., str] | None = None,
@@ -118,34 +202,36 @@ class Flow(DecoratedFunction, Generic[R]):
         on_crashed: list[Hook] | None = None,
         on_running: list[Hook] | None = None,
     ) -> None:
-        if not callable(fn):
+        self._options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        hooks = {kind: check_hooks(kind, self._options[kind], "flow") for kind in _HOOK_KINDS}
+        function, self._method_kind = unwrap_method_descriptor(fn)
+        if not callable(function):
             raise TypeError("@flow must decorate a function.")
-        self._options = {k: v for k, v in locals().items() if k not in ("self", "fn", "__class__")}
-        self.fn = fn
-        self.name = name or fn.__name__.replace("_", "-")
-        self.version = version
+        self.fn = function
+        self.name = check_name(name if name is not None else _default_name(function))
+        check_run_name("flow_run_name", flow_run_name)
+        raise_for_reserved_arguments(function, ("return_state", "wait_for"))
+        if validate_parameters:
+            _check_validatable(function)
         self.flow_run_name = flow_run_name
+        self.version = version or _default_version(function)
         self.retries = retries or 0
         self.retry_delay_seconds = float(retry_delay_seconds or 0)
         self._task_runner = task_runner
-        self.description = description or inspect.getdoc(fn)
+        self.description = description or inspect.getdoc(function)
         self.tags = set(tags or ())
         self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
         self.should_validate_parameters = validate_parameters
-        self.persist_result = persist_result
+        self.persist_result = _persist_implied(persist_result, result_storage, result_serializer)
         self.result_storage = result_storage
-        # Accepted for ported code; values are always serialized with cloudpickle.
         self.result_serializer = result_serializer
         self.cache_result_in_memory = cache_result_in_memory
         self.log_prints = log_prints
-        self.on_completion_hooks = list(on_completion or [])
-        self.on_failure_hooks = list(on_failure or [])
-        self.on_cancellation_hooks = list(on_cancellation or [])
-        self.on_crashed_hooks = list(on_crashed or [])
-        self.on_running_hooks = list(on_running or [])
-        self.is_async = is_async_fn(fn) or is_async_generator_fn(fn)
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
+        for kind, kind_hooks in hooks.items():
+            setattr(self, f"{kind}_hooks", kind_hooks)
+        self.is_async = is_async_fn(function) or is_async_generator_fn(function)
+        self.isgenerator = is_generator_fn(function) or is_async_generator_fn(function)
+        functools.update_wrapper(self, function, updated=())
 
     @property
     def task_runner(self) -> Any:
@@ -198,23 +284,21 @@ class Flow(DecoratedFunction, Generic[R]):
     def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """Parameters coerced to their type hints; ParameterTypeError names each bad one.
 
-        A parameter left at its default is not validated (``x: str = None``
-        is fine), as with pydantic models.
+        A default is coerced too when it fits its hint (a dict default for a
+        pydantic model parameter becomes the model) and left as written when
+        it does not (``x: str = None`` is fine), as with pydantic models.
         """
-        from engine.futures import BaseFuture
-        from engine.states import State
-
         validated = dict(parameters)
         problems = []
         for name, (adapter, default) in self._adapters.items():
-            value = parameters.get(name)
-            if name not in parameters or value is default:
+            if name not in parameters or _is_deferred(parameters[name]):
                 continue
-            if isinstance(value, (BaseFuture, State)):
-                continue
+            value = parameters[name]
             try:
                 validated[name] = adapter.validate_python(value)
             except ValidationError as exc:
+                if value is default:
+                    continue
                 reasons = "; ".join(error["msg"] for error in exc.errors())
                 problems.append(f"parameter {name!r} (got {value!r}): {reasons}")
         if problems:
@@ -222,6 +306,20 @@ class Flow(DecoratedFunction, Generic[R]):
                 f"Flow {self.name!r} received invalid parameters: " + " | ".join(problems)
             )
         return validated
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Parameters as JSON-compatible values, for display and for the run record.
+
+        A value with no JSON form (or a future or state, which would have to
+        be waited for) becomes ``"<TypeName>"``; a bound ``self`` / ``cls`` is
+        left out.
+        """
+        serialized = {}
+        for name, value in parameters.items():
+            if self._receiver is not UNBOUND and value is self._receiver:
+                continue
+            serialized[name] = _jsonable_or_placeholder(value)
+        return serialized
 
     def resolve_run_name(self, parameters: dict[str, Any], run_id: uuid.UUID) -> str:
         """The flow run's name: the template or callable, else a random readable name."""
@@ -241,10 +339,51 @@ class Flow(DecoratedFunction, Generic[R]):
                 f"flow_run_name {template!r} names an unknown parameter: {exc}"
             ) from None
 
+    def with_options(
+        self,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        flow_run_name: str | Callable[..., str] | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float | None = None,
+        task_runner: Any = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        timeout_seconds: float | None = None,
+        validate_parameters: bool | None = None,
+        persist_result: bool | None = UNSET,
+        result_storage: Any = UNSET,
+        result_serializer: Any = UNSET,
+        cache_result_in_memory: bool | None = None,
+        log_prints: bool | None = UNSET,
+        on_completion: list[Hook] | None = None,
+        on_failure: list[Hook] | None = None,
+        on_cancellation: list[Hook] | None = None,
+        on_crashed: list[Hook] | None = None,
+        on_running: list[Hook] | None = None,
+    ) -> Flow[P, R]:
+        """A copy with the given options changed; the original is untouched.
+
+        An option left out keeps its value; ``persist_result``,
+        ``result_storage``, ``result_serializer`` and ``log_prints`` can be
+        cleared with None, ``timeout_seconds`` with 0.
+        """
+        overrides = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        return self._copy_with(overrides, _CLEARED_BY_NONE)
+
     # --- running ---------------------------------------------------------------------------
 
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
     def __call__(
-        self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any
+        self, *args: Any, return_state: Literal[True], wait_for: Any = None, **kwargs: Any
+    ) -> State[Any]: ...
+
+    def __call__(
+        self, *args: Any, return_state: Any = False, wait_for: Any = None, **kwargs: Any
     ) -> Any:
         """Run the flow and return its value (or its State with ``return_state=True``).
 
@@ -252,7 +391,7 @@ class Flow(DecoratedFunction, Generic[R]):
         """
         from engine.flow_engine import run_flow
 
-        parameters = get_call_parameters(self.fn, args, kwargs)
+        parameters = self._call_parameters(args, kwargs)
         return run_flow(
             self, parameters, wait_for=wait_for, return_type="state" if return_state else "result"
         )
@@ -261,25 +400,187 @@ class Flow(DecoratedFunction, Generic[R]):
         return f"Flow(name={self.name!r})"
 
 
-@overload
-def flow(__fn: Callable[..., R]) -> Flow[R]: ...
+_HOOK_KINDS = ("on_completion", "on_failure", "on_cancellation", "on_crashed", "on_running")
 
 
-@overload
-def flow(__fn: None = None, **options: Any) -> Callable[[Callable[..., R]], Flow[R]]: ...
+def _check_validatable(fn: Callable[..., Any]) -> None:
+    clash = _VALIDATOR_RESERVED.intersection(signature_of(fn).parameters)
+    if clash:
+        raise ValueError(
+            "Flow function is not compatible with `validate_parameters`: "
+            f"{sorted(clash)} are reserved by the validator. "
+            "Disable validation or change the argument names."
+        )
 
 
-def flow(__fn: Callable[..., R] | None = None, **options: Any) -> Any:
-    """Turn a function into a Flow, with or without options.
+def _is_deferred(value: Any) -> bool:
+    """Futures and states are resolved by the engine, after validation."""
+    from engine.futures import BaseFuture
+    from engine.states import State
+
+    return isinstance(value, (BaseFuture, State))
+
+
+def _jsonable_or_placeholder(value: Any) -> Any:
+    if _is_deferred(value):
+        return f"<{type(value).__name__}>"
+    try:
+        return to_jsonable_python(value)
+    except (TypeError, ValueError, RecursionError):  # no JSON form (cycles included)
+        return f"<{type(value).__name__}>"
+
+
+# --- flows from entrypoints -------------------------------------------------------------------
+
+
+def load_flow_from_entrypoint(entrypoint: str, use_placeholder_flow: bool = True) -> Flow[..., Any]:
+    """The flow an entrypoint names, by running its script or importing its module.
+
+    Entrypoints: ``path/to/file.py:my_flow``, ``path/to/file.py:MyClass.my_flow``
+    or ``package.module.my_flow``. When the script raises (e.g. an import of a
+    package not installed here) and ``use_placeholder_flow`` is true, the flow
+    is rebuilt from its source instead (see ``safe_load_flow_from_entrypoint``).
+
+    Raises MissingFlowError when nothing by that name is defined or it is not
+    a flow, and ScriptError when the script raises and no flow can be rebuilt.
+    """
+    location, name = split_entrypoint(entrypoint)
+    try:
+        loaded = import_object(entrypoint)
+    except AttributeError as exc:
+        raise MissingFlowError(
+            f"Flow function with name {name!r} not found in {location!r}."
+        ) from exc
+    except ScriptError:
+        if not use_placeholder_flow:
+            raise
+        loaded = safe_load_flow_from_entrypoint(entrypoint)
+        if loaded is None:
+            raise
+    if not isinstance(loaded, Flow):
+        raise MissingFlowError(
+            f"Function with name {name!r} is not a flow. "
+            "Make sure that it is decorated with '@flow'."
+        )
+    return loaded
+
+
+def load_function_and_convert_to_flow(entrypoint: str) -> Flow[..., Any]:
+    """The flow an entrypoint names; a plain function becomes a flow (with ``log_prints``)."""
+    location, name = split_entrypoint(entrypoint)
+    try:
+        loaded = import_object(entrypoint)
+    except AttributeError as exc:
+        raise RuntimeError(f"Function with name {name!r} not found in {location!r}.") from exc
+    if isinstance(loaded, Flow):
+        return loaded
+    return Flow(loaded, log_prints=True)
+
+
+def safe_load_flow_from_entrypoint(entrypoint: str) -> Flow[..., Any] | None:
+    """The flow an entrypoint names, rebuilt from its source without importing the script whole.
+
+    What cannot be imported here is skipped: annotations that need it are
+    dropped and defaults that need it become None. Returns None when the flow
+    cannot be rebuilt (its decorator needs what is missing); raises ValueError
+    when the source defines no such object.
+    """
+    return safe_load_flow(entrypoint)
+
+
+def load_flow_arguments_from_entrypoint(
+    entrypoint: str, arguments: list[str] | set[str] | None = None
+) -> dict[str, Any]:
+    """The ``@flow(...)`` options of an entrypoint's flow, read from source, as strings.
+
+    Only the options named in ``arguments`` are read (by default those that
+    take plain values); ``name`` falls back to the function's name.
+    """
+    wanted = set(arguments) if arguments is not None else DEFAULT_ARGUMENTS
+    return decorator_arguments(entrypoint, wanted)
+
+
+class FlowDecorator:
+    """The ``@flow`` decorator, with or without options.
 
     Example::
 
         @flow(log_prints=True)
         def etl(day: str) -> int: ...
     """
-    if __fn is not None:
-        return Flow(__fn, **options)
-    return lambda fn: Flow(fn, **options)
+
+    @overload
+    def __call__(self, __fn: Callable[P, R]) -> Flow[P, R]: ...
+
+    @overload
+    def __call__(
+        self,
+        __fn: None = None,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        flow_run_name: str | Callable[..., str] | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float | None = None,
+        task_runner: Any = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        timeout_seconds: float | None = None,
+        validate_parameters: bool = True,
+        persist_result: bool | None = None,
+        result_storage: Any = None,
+        result_serializer: Any = None,
+        cache_result_in_memory: bool = True,
+        log_prints: bool | None = None,
+        on_completion: list[Hook] | None = None,
+        on_failure: list[Hook] | None = None,
+        on_cancellation: list[Hook] | None = None,
+        on_crashed: list[Hook] | None = None,
+        on_running: list[Hook] | None = None,
+    ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+    def __call__(
+        self,
+        __fn: Any = None,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        flow_run_name: str | Callable[..., str] | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float | None = None,
+        task_runner: Any = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        timeout_seconds: float | None = None,
+        validate_parameters: bool = True,
+        persist_result: bool | None = None,
+        result_storage: Any = None,
+        result_serializer: Any = None,
+        cache_result_in_memory: bool = True,
+        log_prints: bool | None = None,
+        on_completion: list[Hook] | None = None,
+        on_failure: list[Hook] | None = None,
+        on_cancellation: list[Hook] | None = None,
+        on_crashed: list[Hook] | None = None,
+        on_running: list[Hook] | None = None,
+    ) -> Any:
+        options = {k: v for k, v in locals().items() if k not in ("self", "__class__", "__fn")}
+        options.pop("_FlowDecorator__fn", None)
+        if __fn is not None:
+            return Flow(__fn, **options)
+        return functools.partial(Flow, **options)
 
 
-__all__ = ["Flow", "flow", "generate_run_name"]
+flow = FlowDecorator()
+
+
+__all__ = [
+    "Flow",
+    "FlowDecorator",
+    "flow",
+    "generate_run_name",
+    "load_flow_arguments_from_entrypoint",
+    "load_flow_from_entrypoint",
+    "load_function_and_convert_to_flow",
+    "safe_load_flow_from_entrypoint",
+]

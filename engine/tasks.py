@@ -3,26 +3,53 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
+import logging
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from engine.annotations import allow_failure, quote, unmapped
-from engine.cache_policies import CacheKeyFnPolicy, task_input_hash
+from engine.cache_policies import DEFAULT, NO_CACHE, CachePolicy, task_input_hash
 from engine.context import FlowRunContext, TaskRunContext
 from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, MissingContextError
 from engine.futures import BaseFuture, FutureList
+from engine.states import State
 from engine.task_engine_types import ReturnType
 from engine.utilities.callables import (
+    UNSET,
     DecoratedFunction,
-    get_call_parameters,
+    check_hooks,
+    check_run_name,
     is_async_fn,
     is_async_generator_fn,
     is_generator_fn,
+    raise_for_reserved_arguments,
+    signature_of,
+    unwrap_method_descriptor,
 )
+from engine.utilities.hashing import code_digest
 
+P = ParamSpec("P")
 R = TypeVar("R")
+logger = logging.getLogger("celerity.tasks")
+
+_HOOK_KINDS = ("on_completion", "on_failure", "on_running", "on_commit", "on_rollback")
+
+# with_options arguments for which None clears the option instead of keeping it.
+_CLEARED_BY_NONE = frozenset(
+    {
+        "task_run_name",
+        "retry_jitter_factor",
+        "log_prints",
+        "persist_result",
+        "result_storage",
+        "result_serializer",
+        "result_storage_key",
+        "refresh_cache",
+    }
+)
 Hook = Callable[..., Any]
 
 
@@ -47,18 +74,91 @@ def _normalise_delays(retries: int, delay: Any) -> float | list[float]:
         if len(delay) > 50:
             raise ValueError("Cannot configure more than 50 retry delays per task.")
         return [float(d) for d in delay]
+    if delay is not None and not isinstance(delay, (int, float)):
+        raise TypeError(
+            "Invalid `retry_delay_seconds` provided; must be an int, float, list or callable. "
+            f"Received type {type(delay)}"
+        )
     return float(delay or 0)
 
 
-class Task(DecoratedFunction, Generic[R]):
+def _task_key(fn: Any) -> str:
+    """``name-digest``: the function's name and a digest of its code.
+
+    The same in every process that loads the same code, so a flow retried
+    elsewhere finds its completed task runs by key.
+    """
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname is None:
+        return f"{type(fn).__module__}.{type(fn).__qualname__}"
+    code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
+    digest = code_digest(code)[:8] if code is not None else "unknown"
+    return f"{qualname.split('.')[-1]}-{digest}"
+
+
+def _source_of(fn: Any) -> str | None:
+    """The function's source, kept on the task so it travels with a pickled task."""
+    try:
+        return inspect.getsource(fn)
+    except (TypeError, OSError):  # callable objects, built-ins, code typed into a REPL
+        return None
+
+
+def resolve_cache_options(
+    persist_result: bool | None,
+    cache_policy: Any,
+    cache_key_fn: Callable[..., str | None] | None,
+    result_storage_key: str | None,
+    result_storage: Any,
+    result_serializer: Any,
+) -> tuple[bool | None, CachePolicy | None]:
+    """``(persist_result, cache_policy)`` for a task's options, as Prefect resolves them.
+
+    Asking for caching or for where or how results are stored (a policy other
+    than NO_CACHE, ``cache_key_fn``, ``result_storage_key``, ``result_storage``,
+    ``result_serializer``) implies ``persist_result=True``. The policy defaults
+    to DEFAULT; ``cache_key_fn`` wins over a policy; ``persist_result=False``
+    makes it NO_CACHE; a ``result_storage_key`` without a policy caches nothing.
+    """
+    if cache_policy is not UNSET and cache_key_fn is not None:
+        logger.warning("Both `cache_policy` and `cache_key_fn` are set; `cache_key_fn` is used.")
+    if cache_key_fn is not None:
+        cache_policy = CachePolicy.from_cache_key_fn(cache_key_fn)
+    asks_to_store = (
+        (cache_policy is not UNSET and cache_policy is not None and cache_policy != NO_CACHE)
+        or result_storage_key is not None
+        or result_storage is not None
+        or result_serializer is not None
+    )
+    if persist_result is None and asks_to_store:
+        persist_result = True
+    if persist_result is False:
+        if cache_policy not in (UNSET, None, NO_CACHE):
+            logger.warning("Ignoring `cache_policy` because `persist_result` is False.")
+        return False, None if cache_policy is None else NO_CACHE
+    if cache_policy is UNSET:
+        if persist_result is None:
+            # Prefect's public value here is DEFAULT, used only when the flow
+            # persists results; until the engine asks ``run_cache_policy``
+            # (which knows the flow), a plain task keeps no cache policy, so
+            # that it neither caches nor computes keys on the hot path.
+            return None, None
+        return persist_result, DEFAULT if result_storage_key is None else None
+    if result_storage_key is not None and cache_policy != NO_CACHE:
+        return persist_result, None  # the run's storage key names its result instead
+    return persist_result, cache_policy
+
+
+class Task(DecoratedFunction, Generic[P, R]):
     """A function whose calls become tracked task runs.
 
     Call it to run inline, ``submit`` it for a future, ``map`` it over iterables.
+    Generic in the function's parameters and return type: ``Task[[int], str]``.
     """
 
     def __init__(
         self,
-        fn: Callable[..., R],
+        fn: Callable[P, R] | classmethod[Any, P, R] | staticmethod[P, R],
         name: str | None = None,
         description: str | None = None,
         tags: Iterable[str] | None = None,
@@ -77,7 +177,7 @@ class Task(DecoratedFunction, Generic[R]):
         cache_result_in_memory: bool = True,
         cache_key_fn: Callable[..., str | None] | None = None,
         cache_expiration: datetime.timedelta | None = None,
-        cache_policy: Any = None,
+        cache_policy: Any = UNSET,
         refresh_cache: bool | None = None,
         queue: str | None = None,
         on_completion: list[Hook] | None = None,
@@ -87,14 +187,27 @@ class Task(DecoratedFunction, Generic[R]):
         on_rollback: list[Hook] | None = None,
         viz_return_value: Any = None,
     ) -> None:
-        if not callable(fn):
+        self._options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        hooks = {kind: check_hooks(kind, self._options[kind], "task") for kind in _HOOK_KINDS}
+        function, self._method_kind = unwrap_method_descriptor(fn)
+        if not callable(function):
             raise TypeError("@task must decorate a function.")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"Expected string for task parameter 'name'; got {type(name).__name__}."
+            )
+        check_run_name("task_run_name", task_run_name)
+        raise_for_reserved_arguments(function, ("return_state", "wait_for"))
         if retry_jitter_factor is not None and retry_jitter_factor < 0:
-            raise ValueError("retry_jitter_factor must be >= 0.")
-        self._options = {k: v for k, v in locals().items() if k not in ("self", "fn", "__class__")}
-        self.fn = fn
-        self.name = name or fn.__name__
-        self.description = description or inspect.getdoc(fn)
+            raise ValueError("`retry_jitter_factor` must be >= 0.")
+        if retry_condition_fn is not None and not callable(retry_condition_fn):
+            raise TypeError(
+                "Expected `retry_condition_fn` to be callable, "
+                f"got {type(retry_condition_fn).__name__} instead."
+            )
+        self.fn = function
+        self.name = name or getattr(function, "__name__", None) or type(function).__name__
+        self.description = description or inspect.getdoc(function)
         self.tags = set(tags or ())
         self.version = version
         self.task_run_name = task_run_name
@@ -104,27 +217,82 @@ class Task(DecoratedFunction, Generic[R]):
         self.retry_condition_fn = retry_condition_fn
         self.timeout_seconds = float(timeout_seconds) if timeout_seconds else None
         self.log_prints = log_prints
-        self.persist_result = persist_result
+        self.persist_result, self.cache_policy = resolve_cache_options(
+            persist_result,
+            cache_policy,
+            cache_key_fn,
+            result_storage_key,
+            result_storage,
+            result_serializer,
+        )
         self.result_storage = result_storage
-        # Accepted for ported code; values are always serialized with cloudpickle.
         self.result_serializer = result_serializer
         self.result_storage_key = result_storage_key
         self.cache_result_in_memory = cache_result_in_memory
         self.cache_key_fn = cache_key_fn
         self.cache_expiration = cache_expiration
-        # Only a task that asks for caching caches (a cache_key_fn wins over a policy).
-        self.cache_policy = CacheKeyFnPolicy(cache_key_fn) if cache_key_fn else cache_policy
         self.refresh_cache = refresh_cache
         self.queue = queue
-        self.on_completion_hooks = list(on_completion or [])
-        self.on_failure_hooks = list(on_failure or [])
-        self.on_running_hooks = list(on_running or [])
-        self.on_commit_hooks = list(on_commit or [])
-        self.on_rollback_hooks = list(on_rollback or [])
-        self.is_async = is_async_fn(fn) or is_async_generator_fn(fn)
-        self.task_key = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', self.name)}"
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
+        for kind, kind_hooks in hooks.items():
+            setattr(self, f"{kind}_hooks", kind_hooks)
+        self.viz_return_value = viz_return_value
+        self.is_async = is_async_fn(function) or is_async_generator_fn(function)
+        self.isgenerator = is_generator_fn(function) or is_async_generator_fn(function)
+        self.task_key = _task_key(function)
+        self.source_code = _source_of(function)
+        functools.update_wrapper(self, function, updated=())
+
+    def run_cache_policy(self, flow_persist_result: bool | None = None) -> CachePolicy | None:
+        """The policy a run of this task computes its cache key with; None: no caching.
+
+        Only runs whose results persist use the cache: the task's own
+        ``persist_result`` decides, else the flow's (``flow_persist_result``).
+        """
+        persist = self.persist_result if self.persist_result is not None else flow_persist_result
+        if not persist or self.cache_policy is None or self.cache_policy == NO_CACHE:
+            return None
+        return self.cache_policy
+
+    def with_options(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        task_run_name: str | Callable[..., str] | None = UNSET,
+        retries: int | None = UNSET,
+        retry_delay_seconds: float | list[float] | Callable[[int], list[float]] | None = UNSET,
+        retry_jitter_factor: float | None = UNSET,
+        retry_condition_fn: Callable[..., bool] | None = None,
+        timeout_seconds: float | None = None,
+        log_prints: bool | None = UNSET,
+        persist_result: bool | None = UNSET,
+        result_storage: Any = UNSET,
+        result_serializer: Any = UNSET,
+        result_storage_key: str | None = UNSET,
+        cache_result_in_memory: bool | None = None,
+        cache_key_fn: Callable[..., str | None] | None = None,
+        cache_expiration: datetime.timedelta | None = None,
+        cache_policy: Any = UNSET,
+        refresh_cache: bool | None = UNSET,
+        queue: str | None = None,
+        on_completion: list[Hook] | None = None,
+        on_failure: list[Hook] | None = None,
+        on_running: list[Hook] | None = None,
+        on_commit: list[Hook] | None = None,
+        on_rollback: list[Hook] | None = None,
+        viz_return_value: Any = None,
+    ) -> Task[P, R]:
+        """A copy with the given options changed; the original is untouched.
+
+        An option left out keeps its value (tags are copied); options whose
+        default here is UNSET can be cleared with None.
+        """
+        overrides = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        copied = self._copy_with(overrides, _CLEARED_BY_NONE)
+        if tags is None:
+            copied.tags = set(self.tags)
+        return copied
 
     # --- hook decorators ------------------------------------------------------------------------
 
@@ -179,13 +347,21 @@ class Task(DecoratedFunction, Generic[R]):
 
     # --- running ---------------------------------------------------------------------------
 
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
     def __call__(
-        self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any
+        self, *args: Any, return_state: Literal[True], wait_for: Any = None, **kwargs: Any
+    ) -> State[Any]: ...
+
+    def __call__(
+        self, *args: Any, return_state: Any = False, wait_for: Any = None, **kwargs: Any
     ) -> Any:
         """Run the task inline and return its value (or State with ``return_state=True``)."""
         from engine import task_engine
 
-        parameters = get_call_parameters(self.fn, args, kwargs)
+        parameters = self._call_parameters(args, kwargs)
         return_type: ReturnType = "state" if return_state else "result"
         if is_async_generator_fn(self.fn):
             return task_engine.run_generator_task_async(
@@ -199,12 +375,20 @@ class Task(DecoratedFunction, Generic[R]):
             return task_engine.run_task_async(self, parameters, None, wait_for, return_type)
         return task_engine.run_task_sync(self, parameters, None, wait_for, return_type)
 
+    @overload
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> BaseFuture[Any]: ...
+
+    @overload
     def submit(
-        self, *args: Any, return_state: bool = False, wait_for: Any = None, **kwargs: Any
+        self, *args: Any, return_state: Literal[True], wait_for: Any = None, **kwargs: Any
+    ) -> State[Any]: ...
+
+    def submit(
+        self, *args: Any, return_state: Any = False, wait_for: Any = None, **kwargs: Any
     ) -> Any:
         """Start a task run on the flow's task runner and return its future at once."""
         runner = _current_task_runner("submit")
-        parameters = get_call_parameters(self.fn, args, kwargs)
+        parameters = self._call_parameters(args, kwargs)
         future = runner.submit(self, parameters, wait_for=wait_for)
         if return_state:
             future.wait()
@@ -217,11 +401,14 @@ class Task(DecoratedFunction, Generic[R]):
         """Submit one task run per element of the iterable arguments.
 
         Iterables must share one length; ``unmapped(x)`` and non-iterable values
-        are passed whole to every run. Returns a list of futures.
+        are passed whole to every run. A future or state is mapped over its
+        result; the items of ``**kwargs`` are mapped like named parameters.
+        Returns a list of futures.
         """
         runner = _current_task_runner("map")
-        parameters = get_call_parameters(self.fn, args, kwargs, apply_defaults=False)
-        futures = FutureList(runner.map(self, expand_map_parameters(parameters), wait_for=wait_for))
+        parameters = self._call_parameters(args, kwargs, apply_defaults=False)
+        calls = expand_map_parameters(parameters, var_keyword=_var_keyword_name(self.fn))
+        futures = FutureList(runner.map(self, calls, wait_for=wait_for))
         if return_state:
             futures.wait()
             return [future.state for future in futures]
@@ -253,8 +440,32 @@ def _is_iterable(value: Any) -> bool:
     return True
 
 
-def expand_map_parameters(parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    """One parameter dict per mapped call; raises if lengths differ or nothing is iterable."""
+def _var_keyword_name(fn: Callable[..., Any]) -> str | None:
+    for parameter in signature_of(fn).parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            return parameter.name
+    return None
+
+
+def _map_source(value: Any) -> Any:
+    """What a mapped argument stands for: a future's or a state's result, else itself."""
+    if isinstance(value, BaseFuture):
+        return value.result()
+    if isinstance(value, State):
+        return value.result(_sync=True)
+    return value
+
+
+def expand_map_parameters(
+    parameters: dict[str, Any], var_keyword: str | None = None
+) -> list[dict[str, Any]]:
+    """One parameter dict per mapped call; raises if lengths differ or nothing is iterable.
+
+    ``var_keyword`` names the function's ``**kwargs`` parameter, whose items
+    are mapped (or passed whole) one by one and gathered back per call.
+    """
+    extra = dict(parameters.pop(var_keyword, None) or {}) if var_keyword else {}
+    parameters = {**parameters, **extra}
     iterables: dict[str, list[Any]] = {}
     static: dict[str, Any] = {}
     wrappers: dict[str, type] = {}
@@ -265,11 +476,10 @@ def expand_map_parameters(parameters: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(value, unmapped):
             static[name] = value.unwrap()
             continue
-        if isinstance(value, BaseFuture):
-            if name in wrappers:  # allow_failure(future) / quote(future): passed whole
-                static[name] = value
-                continue
-            value = value.result()
+        if name in wrappers and isinstance(value, (BaseFuture, State)):
+            static[name] = value  # allow_failure(future) / quote(future): passed whole
+            continue
+        value = _map_source(value)
         if _is_iterable(value):
             iterables[name] = list(value)
         else:
@@ -288,19 +498,82 @@ def expand_map_parameters(parameters: dict[str, Any]) -> list[dict[str, Any]]:
     calls = []
     for index in range(count):
         call = {**static, **{name: items[index] for name, items in iterables.items()}}
-        calls.append({k: wrappers[k](v) if k in wrappers else v for k, v in call.items()})
+        call = {k: wrappers[k](v) if k in wrappers else v for k, v in call.items()}
+        if var_keyword is not None:
+            call[var_keyword] = {k: call.pop(k) for k in extra}
+        calls.append(call)
     return calls
 
 
 @overload
-def task(__fn: Callable[..., R]) -> Task[R]: ...
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
 
 
 @overload
-def task(__fn: None = None, **options: Any) -> Callable[[Callable[..., R]], Task[R]]: ...
+def task(
+    __fn: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    version: str | None = None,
+    task_run_name: str | Callable[..., str] | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | list[float] | Callable[[int], list[float]] | None = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: Callable[..., bool] | None = None,
+    timeout_seconds: float | None = None,
+    log_prints: bool | None = None,
+    persist_result: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
+    result_storage_key: str | None = None,
+    cache_result_in_memory: bool = True,
+    cache_key_fn: Callable[..., str | None] | None = None,
+    cache_expiration: datetime.timedelta | None = None,
+    cache_policy: Any = UNSET,
+    refresh_cache: bool | None = None,
+    queue: str | None = None,
+    on_completion: list[Hook] | None = None,
+    on_failure: list[Hook] | None = None,
+    on_running: list[Hook] | None = None,
+    on_commit: list[Hook] | None = None,
+    on_rollback: list[Hook] | None = None,
+    viz_return_value: Any = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
-def task(__fn: Callable[..., R] | None = None, **options: Any) -> Any:
+def task(
+    __fn: Any = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    version: str | None = None,
+    task_run_name: str | Callable[..., str] | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | list[float] | Callable[[int], list[float]] | None = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: Callable[..., bool] | None = None,
+    timeout_seconds: float | None = None,
+    log_prints: bool | None = None,
+    persist_result: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
+    result_storage_key: str | None = None,
+    cache_result_in_memory: bool = True,
+    cache_key_fn: Callable[..., str | None] | None = None,
+    cache_expiration: datetime.timedelta | None = None,
+    cache_policy: Any = UNSET,
+    refresh_cache: bool | None = None,
+    queue: str | None = None,
+    on_completion: list[Hook] | None = None,
+    on_failure: list[Hook] | None = None,
+    on_running: list[Hook] | None = None,
+    on_commit: list[Hook] | None = None,
+    on_rollback: list[Hook] | None = None,
+    viz_return_value: Any = None,
+) -> Any:
     """Turn a function into a Task, with or without options.
 
     Example::
@@ -308,9 +581,17 @@ def task(__fn: Callable[..., R] | None = None, **options: Any) -> Any:
         @task(retries=2, retry_delay_seconds=1)
         def fetch(url: str) -> bytes: ...
     """
+    options = {k: v for k, v in locals().items() if k != "__fn"}
     if __fn is not None:
         return Task(__fn, **options)
-    return lambda fn: Task(fn, **options)
+    return functools.partial(Task, **options)
 
 
-__all__ = ["Task", "task", "exponential_backoff", "expand_map_parameters", "task_input_hash"]
+__all__ = [
+    "Task",
+    "expand_map_parameters",
+    "exponential_backoff",
+    "resolve_cache_options",
+    "task",
+    "task_input_hash",
+]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Self
 
-from engine.exceptions import ParameterBindError, SignatureMismatchError
+from engine.exceptions import ParameterBindError, ReservedArgumentError, SignatureMismatchError
 
 
 @functools.lru_cache(maxsize=1024)
@@ -87,9 +87,71 @@ def is_async_generator_fn(fn: Callable[..., Any]) -> bool:
     return inspect.isasyncgenfunction(inspect.unwrap(fn))
 
 
+def raise_for_reserved_arguments(fn: Callable[..., Any], reserved: Iterable[str]) -> None:
+    """Raise ReservedArgumentError if ``fn`` takes a parameter named like a call option."""
+    parameters = signature_of(fn).parameters
+    for name in reserved:
+        if name in parameters:
+            raise ReservedArgumentError(f"{name!r} is a reserved argument name and cannot be used.")
+
+
+def unwrap_method_descriptor(fn: Any) -> tuple[Any, str | None]:
+    """``fn`` without a classmethod / staticmethod wrapper, and which wrapper it had."""
+    if isinstance(fn, classmethod):
+        return fn.__func__, "classmethod"
+    if isinstance(fn, staticmethod):
+        return fn.__func__, "staticmethod"
+    return fn, None
+
+
+def check_hooks(kind: str, hooks: Any, decorator: str) -> list[Callable[..., Any]]:
+    """``hooks`` as a list; TypeError at decoration if it is not a list of callables."""
+    if hooks is None:
+        return []
+    example = f"\n\n@{decorator}({kind}=[hook1, hook2])\ndef my_{decorator}():\n\tpass"
+    try:
+        hooks = list(hooks)
+    except TypeError:
+        raise TypeError(
+            f"Expected iterable for {kind!r}; got {type(hooks).__name__} instead. "
+            f"Please provide a list of hooks to {kind!r}:{example}"
+        ) from None
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(
+                f"Expected callables in {kind!r}; got {type(hook).__name__} instead. "
+                f"Please provide a list of hooks to {kind!r}:{example}"
+            )
+    return hooks
+
+
+def check_run_name(option: str, value: Any) -> None:
+    """TypeError at decoration unless a run name is None, a string or a callable."""
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise TypeError(
+            f"Expected string or callable for {option!r}; got {type(value).__name__} instead."
+        )
+
+
+class _Unbound:
+    """The receiver of a flow or task that is not bound to an instance or class."""
+
+    def __repr__(self) -> str:
+        return "<unbound>"
+
+
+UNBOUND: Any = _Unbound()
+
+
 class DecoratedFunction:
     """What Flow and Task share: options kept for ``with_options``, hook decorators,
-    and binding as a method (``obj.method(x)`` gets a copy bound to ``obj``).
+    and use as a method.
+
+    A flow or task defined in a class body works as an instance method, a
+    classmethod (``@flow`` above ``@classmethod``) or a staticmethod: looking
+    it up on an instance or class gives a copy bound to that receiver, which
+    becomes the function's first parameter (``self`` / ``cls``) in the run's
+    parameters, so run names, cache keys and hooks see it like any argument.
 
     Subclasses set ``fn``, ``is_async``, ``_options`` (their constructor's
     arguments) and one ``<kind>_hooks`` list per hook kind.
@@ -98,10 +160,26 @@ class DecoratedFunction:
     fn: Callable[..., Any]
     is_async: bool
     _options: dict[str, Any]
+    _method_kind: str | None = None
+    _receiver: Any = UNBOUND
 
-    def with_options(self, **overrides: Any) -> Self:
-        """A copy with some options changed; the original is untouched."""
-        return type(self)(self.fn, **{**self._options, **overrides})  # type: ignore[call-arg]
+    def _copy_with(self, overrides: dict[str, Any], keep_none: frozenset[str]) -> Self:
+        """A copy built from this one's options with ``overrides`` applied.
+
+        An override left at the UNSET default keeps the current value; None
+        keeps it too, except for the options in ``keep_none`` where None
+        clears the option (``result_storage=None``).
+        """
+        given = {
+            name: value
+            for name, value in overrides.items()
+            if value is not UNSET and (value is not None or name in keep_none)
+        }
+        options = {**self._options, **given}
+        definition = options.pop("fn")
+        copied = type(self)(definition, **options)  # type: ignore[call-arg]
+        copied._receiver = self._receiver
+        return copied
 
     def _add_hook(self, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Append ``fn`` to the ``kind`` hooks (a decorator's body); copies keep it."""
@@ -110,14 +188,53 @@ class DecoratedFunction:
         self._options[kind] = hooks
         return fn
 
+    def _call_parameters(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], apply_defaults: bool = True
+    ) -> dict[str, Any]:
+        """A call's arguments by parameter name, the bound receiver first."""
+        if self._receiver is not UNBOUND:
+            args = (self._receiver, *args)
+        return get_call_parameters(self.fn, args, kwargs, apply_defaults=apply_defaults)
+
     @property
     def isasync(self) -> bool:
         """True for ``async def`` functions (the seed's name for ``is_async``)."""
         return self.is_async
 
+    @property
+    def ismethod(self) -> bool:
+        """True for a copy bound to an instance."""
+        return self._receiver is not UNBOUND and self._method_kind is None
+
+    @property
+    def isclassmethod(self) -> bool:
+        """True when the function was a classmethod."""
+        return self._method_kind == "classmethod"
+
+    @property
+    def isstaticmethod(self) -> bool:
+        """True when the function was a staticmethod."""
+        return self._method_kind == "staticmethod"
+
     def __get__(self, instance: Any, owner: Any = None) -> Any:
-        if instance is None:
+        if self._method_kind == "staticmethod":
+            return self
+        if self._method_kind == "classmethod":
+            receiver = owner if owner is not None else type(instance)
+        elif instance is not None:
+            receiver = instance
+        else:
             return self
         bound = copy.copy(self)
-        bound.fn = self.fn.__get__(instance, owner)
+        bound._receiver = receiver
         return bound
+
+
+class _Unset:
+    """Default of ``with_options`` arguments that were not given."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()

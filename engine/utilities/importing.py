@@ -13,15 +13,23 @@ the object loaded is the one the sender meant.
 
 from __future__ import annotations
 
+import ast
 import base64
 import importlib
+import importlib.util
+import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import cloudpickle
 
-from engine.exceptions import SerializationError
+from engine.exceptions import ScriptError, SerializationError
+from engine.utilities.hashing import stable_hash
 
 
 def import_path_of(obj: Any) -> str | None:
@@ -95,3 +103,138 @@ def from_reference(ref: dict[str, str]) -> Any:
     if "import_path" in ref:
         return load_import_path(ref["import_path"], ref.get("file"))
     return cloudpickle.loads(base64.b64decode(ref["pickle"]))
+
+
+# --- loading user code by entrypoint ---------------------------------------------------------
+
+_sys_path_lock = threading.Lock()
+_DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef, ast.Assign)
+
+
+def load_script_as_module(path: str) -> ModuleType:
+    """Run the script at ``path`` as a fresh module; ScriptError wraps what it raises.
+
+    The script's folder and the working directory are importable while it
+    runs, so it can import its neighbours.
+    """
+    if not path.endswith(".py"):
+        raise ValueError(f"The provided path does not point to a python file: {path!r}")
+    source = Path(path).resolve()
+    module_name = source.stem
+    if module_name in sys.modules:  # a script named like a module must not replace it
+        module_name = f"__celerity_script_{stable_hash(str(source))[:16]}__"
+    search = [str(source.parent), os.getcwd()]
+    spec = importlib.util.spec_from_file_location(
+        module_name, path, submodule_search_locations=search
+    )
+    if spec is None or spec.loader is None:
+        raise ValueError(f"Cannot load {path!r} as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        with _sys_path_lock, _on_sys_path(search):
+            spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ScriptError(user_exc=exc, path=path) from exc
+    return module
+
+
+@contextmanager
+def _on_sys_path(folders: list[str]) -> Iterator[None]:
+    saved = list(sys.path)
+    sys.path[:0] = folders
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+def import_object(import_path: str) -> Any:
+    """The object an import path names.
+
+    Forms: ``module.object``, ``module:object``, ``path/to/script.py:object``,
+    and any of them with ``Class.attribute`` after the colon.
+    """
+    if ".py:" in import_path:
+        script, object_path = import_path.rsplit(":", 1)
+        obj: Any = load_script_as_module(script)
+    elif ":" in import_path:
+        module_name, object_path = import_path.rsplit(":", 1)
+        obj = importlib.import_module(module_name)
+    elif "." in import_path:
+        module_name, object_path = import_path.rsplit(".", 1)
+        obj = importlib.import_module(module_name)
+    else:
+        raise ValueError(f"Invalid format for object import. Received {import_path!r}.")
+    for part in object_path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def safe_load_namespace(source_code: str, filepath: str | None = None) -> dict[str, Any]:
+    """What a module's top level defines, as far as it can be run here.
+
+    Imports that fail are skipped, then each top-level class, function and
+    assignment is run on its own, skipping those that raise; the
+    ``if __name__ == "__main__":`` block never runs. Used to read a flow's
+    definition when its script cannot be imported whole (a dependency missing).
+    """
+    tree = ast.parse(source_code)
+    namespace: dict[str, Any] = {"__name__": "celerity_safe_namespace"}
+    folders = _script_folders(filepath)
+    package = Path(filepath).resolve().parent.name if filepath else None
+    with _sys_path_lock, _on_sys_path(folders):
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                _run_import(node, namespace, package)
+        for node in tree.body:
+            if isinstance(node, _DEFINITIONS):
+                _run_quietly(node, namespace)
+    return namespace
+
+
+def _script_folders(filepath: str | None) -> list[str]:
+    if not filepath:
+        return []
+    folder = Path(filepath).resolve().parent
+    return [str(folder), str(folder.parent)]
+
+
+def _run_import(
+    node: ast.Import | ast.ImportFrom, namespace: dict[str, Any], package: str | None
+) -> None:
+    """Bind what one import statement imports; names that cannot be imported are left out."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            try:
+                module = importlib.import_module(alias.name)
+            except ImportError:
+                continue
+            if alias.asname:
+                namespace[alias.asname] = module
+            else:
+                top = alias.name.partition(".")[0]
+                namespace[top] = sys.modules[top]
+        return
+    try:
+        if node.level:
+            if package is None:
+                return
+            module = importlib.import_module("." * node.level + (node.module or ""), package)
+        else:
+            module = importlib.import_module(node.module or "")
+    except ImportError:
+        return
+    for alias in node.names:
+        if alias.name == "*":
+            namespace.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
+        elif hasattr(module, alias.name):
+            namespace[alias.asname or alias.name] = getattr(module, alias.name)
+
+
+def _run_quietly(node: ast.stmt, namespace: dict[str, Any]) -> None:
+    try:
+        code = compile(ast.Module(body=[node], type_ignores=[]), "<celerity-safe-load>", "exec")
+        exec(code, namespace)
+    except Exception:  # a definition that needs what is missing is left out
+        return
