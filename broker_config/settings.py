@@ -190,6 +190,12 @@ class CeleritySettings(BaseSettings):
     logging_level: str = Field(
         default="INFO", description="Level of the celerity loggers (run loggers included)."
     )
+    logging_colors: bool = Field(
+        default=True, description="The rich console log handler highlights levels and names."
+    )
+    logging_markup: bool = Field(
+        default=False, description="The rich console log handler renders [style] markup."
+    )
     thread_pool_max_workers: int | None = Field(
         default=None,
         ge=1,

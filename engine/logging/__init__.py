@@ -2,18 +2,26 @@
 
 from engine.logging.handlers import RunStoreHandler
 from engine.logging.loggers import (
+    LogEavesdropper,
+    disable_logger,
     disable_run_logger,
+    flow_run_logger,
     get_logger,
     get_run_logger,
     patch_print,
     setup_logging,
+    task_run_logger,
 )
 
 __all__ = [
+    "LogEavesdropper",
     "RunStoreHandler",
+    "disable_logger",
     "disable_run_logger",
+    "flow_run_logger",
     "get_logger",
     "get_run_logger",
     "patch_print",
     "setup_logging",
+    "task_run_logger",
 ]

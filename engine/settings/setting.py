@@ -132,6 +132,8 @@ def _fields() -> list[Setting]:
         Setting("PREFECT_TASKS_DISABLE_CACHING", "disable_caching"),
         Setting("PREFECT_LOGGING_LOG_PRINTS", "log_prints"),
         Setting("PREFECT_LOGGING_LEVEL", "logging_level"),
+        Setting("PREFECT_LOGGING_COLORS", "logging_colors"),
+        Setting("PREFECT_LOGGING_MARKUP", "logging_markup"),
         Setting("PREFECT_TASK_RUNNER_THREAD_POOL_MAX_WORKERS", "thread_pool_max_workers"),
         Setting("PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS", "process_pool_max_workers"),
     ]

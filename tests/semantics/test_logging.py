@@ -145,3 +145,81 @@ class TestLogPrints:
         assert f"stderr-print-{key}" in messages
         assert not any(f"file-print-{key}" in m for m in messages)
         assert path.read_text() == f"file-print-{key}\n"
+
+
+@flow
+def flow_logging_once(marker):
+    get_run_logger().warning(f"once-{marker}")
+    return FlowRunContext.get().flow_run.id
+
+
+@task
+def task_logging_once(marker):
+    get_run_logger().warning(f"task-once-{marker}")
+    return marker
+
+
+class TestDisableRunLogger:
+    """Behaviour 15: disable_run_logger disables the run loggers themselves (``.disabled``)."""
+
+    def test_run_loggers_are_disabled_inside_and_restored_after(self):
+        flow_logger, task_logger = get_logger("flow_runs"), get_logger("task_runs")
+        with disable_run_logger():
+            assert flow_logger.disabled and task_logger.disabled
+            # Prefect's names for them are the same loggers
+            assert get_logger("prefect.flow_runs").disabled
+            assert get_logger("prefect.task_runs").disabled
+        assert not flow_logger.disabled and not task_logger.disabled
+
+    def test_a_flow_run_in_the_block_keeps_no_log_lines(self, key):
+        with disable_run_logger():
+            flow_run_id = flow_logging_once(key)
+        assert f"once-{key}" not in h.log_messages(flow_run_id)
+        flow_run_id = flow_logging_once(key)
+        assert f"once-{key}" in h.log_messages(flow_run_id)
+
+    def test_functions_that_log_can_be_called_directly_in_the_block(self):
+        with disable_run_logger():
+            assert task_logging_once.fn("direct") == "direct"
+        with pytest.raises(MissingContextError):
+            task_logging_once.fn("direct")
+
+    def test_an_already_disabled_logger_stays_disabled(self):
+        from engine.logging import disable_logger
+
+        logger = logging.getLogger("semantics.already-disabled")
+        logger.disabled = True
+        with disable_logger(logger.name):
+            assert logger.disabled
+        assert logger.disabled
+        logger.disabled = False
+
+
+@flow
+def returns_flow_logger_extra():
+    return dict(get_run_logger(colour="blue").extra)
+
+
+@task
+def returns_task_logger_extra():
+    return dict(get_run_logger().extra)
+
+
+@flow(name="extra-parent")
+def returns_task_extra_from_flow():
+    return returns_task_logger_extra(), FlowRunContext.get().flow_run
+
+
+class TestRunLoggerExtra:
+    def test_flow_run_logger_names_the_run(self):
+        extra = returns_flow_logger_extra()
+        assert extra["flow_name"] == "returns-flow-logger-extra"
+        assert extra["colour"] == "blue"
+        assert extra["deployment_name"] is None
+        assert extra["flow_run_name"] and extra["flow_run_name"] != "<unknown>"
+
+    def test_task_run_logger_names_the_task_and_its_flow_run(self):
+        extra, flow_run = returns_task_extra_from_flow()
+        assert extra["task_name"] == "returns_task_logger_extra"
+        assert extra["flow_run_id"] == str(flow_run.id)
+        assert extra["task_run_name"].startswith("returns_task_logger_extra")
