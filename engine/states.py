@@ -183,12 +183,11 @@ class State(BaseModel, Generic[R]):
         return self.data
 
     def _failure_value(self) -> Any:
-        # What raise_on_failure=False gives: the exception, or for an aggregate
-        # state the states it was made of (so a caller can inspect each).
+        # What raise_on_failure=False gives: the state's value as it is (its
+        # exception, its message, the states of an aggregate), or an exception
+        # made from the state's message when it has no value.
         value = self.data if self.has_data() else None
-        if value is None or isinstance(value, (BaseException, str)):
-            return _exception_of(self)
-        return value
+        return _exception_of(self) if value is None else value
 
     # --- predicates -------------------------------------------------------------
 

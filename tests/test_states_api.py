@@ -95,9 +95,6 @@ class TestStateExceptions:
     def test_completed_state_raises_nothing(self):
         assert raise_state_exception(Completed(data=1)) is None
 
-    def test_aggregate_state_without_raising_returns_its_states(self):
-        inner = [Completed(), Failed(message="x")]
-        assert Failed(data=inner).result(raise_on_failure=False) == inner
 
 
 class TestStateGroup:
@@ -207,3 +204,16 @@ class TestReturnValueToState:
             return await return_value_to_state("value", None)
 
         assert asyncio.run(caller()).result() == "value"
+
+
+class TestResultWithoutRaising:
+    def test_an_aggregate_gives_its_states(self):
+        inner = [Completed(), Failed(message="x")]
+        assert Failed(data=inner).result(raise_on_failure=False) == inner
+
+    def test_a_message_value_is_returned_as_it_is(self):
+        assert Failed(data="hello!").result(raise_on_failure=False) == "hello!"
+
+    def test_no_value_gives_an_exception_from_the_message(self):
+        error = Crashed(message="gone").result(raise_on_failure=False)
+        assert isinstance(error, CrashedRun) and str(error) == "gone"
