@@ -3,24 +3,34 @@
 Every runner holds a submitted task run until its upstream futures are final,
 so no thread or worker slot is spent waiting. If an upstream did not complete
 (and is not wrapped in ``allow_failure``) the run ends Pending/NotReady without
-being dispatched. ``ThreadPoolTaskRunner`` is the embedded default; the Celery
-runner lives in ``workers/``.
+being dispatched. ``ThreadPoolTaskRunner`` is the embedded default;
+``ProcessPoolTaskRunner`` runs task runs in a pool of processes of this
+machine; the Celery runner lives in ``workers/``.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
+import logging
+import multiprocessing
 import os
 import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-from engine.futures import BaseFuture, wait
+from engine.config import current_settings
+from engine.context import TaskRunContext, serialize_context
+from engine.futures import BaseFuture, FutureList, PrefectConcurrentFuture, wait
 from engine.proposals import propose_task_run_state
-from engine.schemas import TaskRun
-from engine.states import Crashed, NotReady, State
+from engine.schemas import RunLog, TaskRun
+from engine.states import Cancelled, Crashed, NotReady, State
 from engine.store import get_store
+from engine.utilities.collections import visit_collection
+
+logger = logging.getLogger("celerity.task_runners")
 
 # Run records of a map are built, stored and handed on this many at a time: big
 # enough that a round trip carries many, small enough that a chunk in flight
@@ -31,13 +41,18 @@ MAP_CHUNK_SIZE = 250
 class TaskRunner(ABC):
     """Runs the task runs a flow submits; entered for the length of one flow run."""
 
+    # Runners that must be entered (``with runner:``) before they take work.
+    requires_start = False
+
     def __init__(self) -> None:
         self._futures: list[BaseFuture[Any]] = []
         self._futures_lock = threading.Lock()
+        self._started = False
 
     @property
     def name(self) -> str:
-        return type(self).__name__
+        """The runner's short name: ``threadpool``, ``processpool``, ``celery``."""
+        return type(self).__name__.lower().replace("taskrunner", "")
 
     @abstractmethod
     def duplicate(self) -> TaskRunner:
@@ -55,16 +70,27 @@ class TaskRunner(ABC):
         """Start a task run whose upstreams are all final and completed."""
 
     def __enter__(self) -> TaskRunner:
+        self._started = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wait_for_submitted()
+        try:
+            self.wait_for_submitted()
+        finally:
+            self._started = False
 
     def wait_for_submitted(self) -> None:
         """Block until every run submitted so far is final."""
         with self._futures_lock:
             futures = list(self._futures)
         wait(futures)
+
+    def _check_started(self) -> None:
+        if self.requires_start and not self._started:
+            raise RuntimeError(
+                f"Task runner is not started: enter it (`with {type(self).__name__}() as "
+                "runner:`) before submitting, or give it to a flow."
+            )
 
     # --- submission --------------------------------------------------------------------------
 
@@ -75,15 +101,24 @@ class TaskRunner(ABC):
         return self.map(task, [parameters], wait_for)[0]
 
     def map(
-        self, task: Any, calls: list[dict[str, Any]], wait_for: Any = None
-    ) -> list[BaseFuture[Any]]:
-        """Create many task runs (one store write per chunk) and return their futures."""
+        self,
+        task: Any,
+        parameters: Mapping[str, Any] | list[dict[str, Any]],
+        wait_for: Any = None,
+    ) -> FutureList[Any]:
+        """Create many task runs (one store write per chunk) and return their futures.
+
+        ``parameters`` is either one parameter dict per run, or (as ``Task.map``
+        takes them) a dict of iterables and ``unmapped`` values to expand.
+        """
         from engine.transactions import track_submitted
 
+        self._check_started()
+        calls = _expanded(parameters)
         context = contextvars.copy_context()
-        futures: list[BaseFuture[Any]] = []
+        futures: FutureList[Any] = FutureList()
         # Chunks bound the peak memory of a huge map: run records are built,
-        # stored and handed on a thousand at a time.
+        # stored and handed on a chunk at a time.
         for start in range(0, len(calls), MAP_CHUNK_SIZE):
             chunk = calls[start : start + MAP_CHUNK_SIZE]
             futures.extend(self._submit_chunk(task, chunk, wait_for, context))
@@ -173,6 +208,14 @@ class TaskRunner(ABC):
             future.set_final_state(_mark_crashed(task_run, exc))
 
 
+def _expanded(parameters: Mapping[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not isinstance(parameters, Mapping):
+        return list(parameters)
+    from engine.tasks import expand_map_parameters
+
+    return expand_map_parameters(dict(parameters))
+
+
 def _finished_future(task_run: TaskRun) -> BaseFuture[Any]:
     future: BaseFuture[Any] = BaseFuture(task_run.id)
     future.set_final_state(task_run.state)  # type: ignore[arg-type]
@@ -222,25 +265,65 @@ def propose_final(task_run: TaskRun, state: State[Any]) -> State[Any]:
     return propose_task_run_state(task_run, state, state.is_crashed(), store_may_be_lost=True)
 
 
+def _default_workers(setting: str, fallback: int) -> int:
+    """A runner's size from settings when the caller gave none."""
+    return getattr(current_settings(), setting, None) or fallback
+
+
 class ThreadPoolTaskRunner(TaskRunner):
-    """Runs task runs in a pool of threads in this process (the embedded default)."""
+    """Runs task runs in a pool of threads in this process (the embedded default).
+
+    A task that submits tasks and waits for them holds its thread meanwhile;
+    when every thread of the pool is taken, a run submitted from inside a task
+    run gets a thread of its own, so nested submissions cannot deadlock the pool.
+
+    Example::
+
+        with ThreadPoolTaskRunner(max_workers=4) as runner:
+            future = runner.submit(add, {"x": 1, "y": 2})
+            future.result()  # 3
+    """
+
+    requires_start = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__()
-        self.max_workers = max_workers or max(32, (os.cpu_count() or 1) * 8)
+        fallback = max(32, (os.cpu_count() or 1) * 8)
+        self._max_workers = max_workers or _default_workers("thread_pool_max_workers", fallback)
         self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        # Runs handed to the pool and not finished yet (queued or running).
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    @property
+    def max_workers(self) -> int:
+        """The number of threads of the pool."""
+        return self._max_workers
 
     def duplicate(self) -> ThreadPoolTaskRunner:
-        return type(self)(max_workers=self.max_workers)
+        return type(self)(max_workers=self._max_workers)
 
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    self.max_workers, thread_name_prefix="celerity-task"
-                )
-            return self._executor
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ThreadPoolTaskRunner) and other._max_workers == self._max_workers
+
+    def __hash__(self) -> int:
+        return hash((ThreadPoolTaskRunner, self._max_workers))
+
+    def new_future(self, task_run: TaskRun) -> BaseFuture[Any]:
+        return PrefectConcurrentFuture(task_run.id)
+
+    def __enter__(self) -> ThreadPoolTaskRunner:
+        super().__enter__()
+        self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="celerity-task")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            executor, self._executor = self._executor, None
+            if executor is not None:
+                executor.shutdown(wait=True)
 
     def dispatch(
         self,
@@ -250,12 +333,34 @@ class ThreadPoolTaskRunner(TaskRunner):
         future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
-        self._pool().submit(context.copy().run, _run_in_thread, task, task_run, parameters, future)
+        if self._executor is None:
+            raise RuntimeError("Task runner is not started")
+        run = functools.partial(
+            context.copy().run, _run_in_thread, task, task_run, parameters, future
+        )
+        with self._busy_lock:
+            # The submitting task may be waiting for this run: never queue it
+            # behind a pool whose threads are all taken.
+            overflow = self._busy >= self._max_workers and _inside_task_run(context)
+            if not overflow:
+                self._busy += 1
+        if overflow:
+            threading.Thread(target=run, name="celerity-task-nested", daemon=True).start()
+            return
+        self._executor.submit(self._release_slot_after, run)
 
-    def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+    def _release_slot_after(self, run: Callable[[], None]) -> None:
+        try:
+            run()
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+
+def _inside_task_run(context: contextvars.Context) -> bool:
+    # Read from the mapping, not with context.run(): another thread may be
+    # inside this same context object (every run of a map shares it).
+    return context.get(TaskRunContext._var) is not None
 
 
 def _run_in_thread(
@@ -270,4 +375,220 @@ def _run_in_thread(
     future.set_final_state(state)
 
 
-__all__ = ["TaskRunner", "ThreadPoolTaskRunner"]
+# --- a pool of processes ------------------------------------------------------------------------
+
+
+class ProcessPoolTaskRunner(TaskRunner):
+    """Runs task runs in a pool of spawned processes of this machine.
+
+    For CPU-bound tasks: each run executes in a worker process, with the
+    submitting code's run context (flow run, tags, result storage) re-entered
+    there. Parameters and return values must be picklable (cloudpickle);
+    everything that crosses between the processes is signed and verified.
+    ``initializer(*initargs)`` runs once in each worker process.
+
+    Example::
+
+        @flow(task_runner=ProcessPoolTaskRunner(max_workers=4))
+        def crunch(numbers):
+            return heavy.map(numbers).result()
+    """
+
+    requires_start = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        subprocess_message_processor_factories: Iterable[MessageProcessorFactory] | None = None,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        super().__init__()
+        fallback = multiprocessing.cpu_count()
+        self._max_workers = max_workers or _default_workers("process_pool_max_workers", fallback)
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._subprocess_message_processor_factories = tuple(
+            subprocess_message_processor_factories or ()
+        )
+        self._processors: list[MessageProcessor] = []
+        self._executor: ProcessPoolExecutor | None = None
+        # Answers are unpacked (and records imported) off the pool's own thread.
+        self._finisher: ThreadPoolExecutor | None = None
+
+    @property
+    def subprocess_message_processor_factories(self) -> tuple[MessageProcessorFactory, ...]:
+        """Factories of processors that see each log line a worker process sends back.
+
+        A processor is called as ``processor("log", payload)`` with the log
+        line as a dict, and returns ``(message_type, payload)`` to keep it
+        (changed or not) or None to drop it. Each factory is called once per
+        entry of the runner.
+        """
+        return getattr(self, "_subprocess_message_processor_factories", ())
+
+    @subprocess_message_processor_factories.setter
+    def subprocess_message_processor_factories(
+        self, factories: Iterable[MessageProcessorFactory] | None
+    ) -> None:
+        if self._started:
+            raise RuntimeError(
+                "Cannot configure subprocess message processor factories while task runner "
+                "is started."
+            )
+        self._subprocess_message_processor_factories = tuple(factories or ())
+
+    def set_subprocess_message_processor_factories(
+        self, factories: Iterable[MessageProcessorFactory] | None
+    ) -> None:
+        """Set ``subprocess_message_processor_factories`` (before the runner starts)."""
+        self.subprocess_message_processor_factories = factories
+
+    @property
+    def max_workers(self) -> int:
+        """The number of worker processes."""
+        return self._max_workers
+
+    def duplicate(self) -> ProcessPoolTaskRunner:
+        twin = type(self)(max_workers=self._max_workers)
+        # Set after construction, so that subclasses with narrower __init__ duplicate too.
+        twin._initializer, twin._initargs = self._initializer, self._initargs
+        twin.subprocess_message_processor_factories = self.subprocess_message_processor_factories
+        return twin
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProcessPoolTaskRunner) and other._max_workers == self._max_workers
+
+    def __hash__(self) -> int:
+        return hash((ProcessPoolTaskRunner, self._max_workers))
+
+    def __enter__(self) -> ProcessPoolTaskRunner:
+        super().__enter__()
+        self._executor = ProcessPoolExecutor(
+            self._max_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=self._initializer,
+            initargs=self._initargs,
+        )
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="celerity-process-answers")
+        self._processors = _start_processors(self.subprocess_message_processor_factories)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self.cancel_all()
+
+    def cancel_all(self) -> None:
+        """Stop the pool: queued runs end Cancelled, running ones are waited for."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        finisher, self._finisher = self._finisher, None
+        if finisher is not None:
+            finisher.shutdown(wait=True)
+
+    def new_future(self, task_run: TaskRun) -> BaseFuture[Any]:
+        return PrefectConcurrentFuture(task_run.id)
+
+    def dispatch(
+        self,
+        task: Any,
+        task_run: TaskRun,
+        parameters: dict[str, Any],
+        future: BaseFuture[Any],
+        context: contextvars.Context,
+    ) -> None:
+        from engine.process_pool import pack_job, run_job
+
+        executor, finisher = self._executor, self._finisher
+        if executor is None or finisher is None:
+            raise RuntimeError("Task runner is not started")
+        # Upstreams are final here: their states (which carry their values)
+        # travel instead of the futures, which belong to this process.
+        serialized = context.copy().run(serialize_context)
+        job = pack_job(task, task_run, _futures_to_states(parameters), serialized)
+        running = executor.submit(run_job, job)
+        running.add_done_callback(
+            lambda done: finisher.submit(self._finish, done, task_run, future)
+        )
+
+    def _finish(self, done: Future[bytes], task_run: TaskRun, future: BaseFuture[Any]) -> None:
+        """Complete ``future`` from a pool process's answer (or from how the process failed)."""
+        from engine.process_pool import unpack_answer
+
+        try:
+            if done.cancelled():
+                cancelled = Cancelled(message="The process pool was shut down.")
+                state = propose_final(task_run, cancelled)
+            else:
+                state = unpack_answer(done.result(), get_store(), self._process_logs)
+        except BaseException as exc:  # a dead process, an unpicklable value, a bad signature
+            state = _mark_crashed(task_run, exc)
+        future.set_final_state(state)
+
+    def _process_logs(self, logs: list[RunLog]) -> list[RunLog]:
+        if not self._processors:
+            return logs
+        kept = (_processed(log, self._processors) for log in logs)
+        return [log for log in kept if log is not None]
+
+
+def _futures_to_states(parameters: dict[str, Any]) -> dict[str, Any]:
+    def visit(item: Any) -> Any:
+        return item.state if isinstance(item, BaseFuture) else item
+
+    resolved: dict[str, Any] = visit_collection(parameters, visit)
+    return resolved
+
+
+# What a worker process sends back, as message processors see it.
+LOG_MESSAGE = "log"
+MessageProcessor = Callable[[str, Any], "tuple[str, Any] | None"]
+MessageProcessorFactory = Callable[[], MessageProcessor]
+
+
+def _start_processors(factories: Iterable[MessageProcessorFactory]) -> list[MessageProcessor]:
+    processors = []
+    for factory in factories:
+        try:
+            processors.append(factory())
+        except Exception:  # one bad factory should not stop the runner
+            logger.exception("Ignoring message processor factory %r: it raised.", factory)
+    return processors
+
+
+def _processed(log: RunLog, processors: list[MessageProcessor]) -> RunLog | None:
+    """``log`` after every processor, or None when one drops it (or fails)."""
+    kind: str = LOG_MESSAGE
+    payload: Any = log.model_dump(mode="json")
+    for processor in processors:
+        try:
+            message = processor(kind, payload)
+        except Exception:
+            logger.exception("Dropping a log line: message processor %r raised.", processor)
+            return None
+        if message is None:
+            return None
+        kind, payload = message
+    return RunLog.model_validate(payload) if kind == LOG_MESSAGE else None
+
+
+# Prefect 2's name for the thread pool runner.
+ConcurrentTaskRunner = ThreadPoolTaskRunner
+
+
+def __getattr__(name: str) -> Any:
+    # Prefect's runner for task workers is our Celery runner; imported only
+    # when asked for, so that importing the engine never imports Celery.
+    if name == "PrefectTaskRunner":
+        import importlib
+
+        from engine.runner_selection import CELERY_RUNNER_PATH
+
+        module_name, _, attr = CELERY_RUNNER_PATH.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = ["TaskRunner", "ThreadPoolTaskRunner", "ProcessPoolTaskRunner", "ConcurrentTaskRunner"]
