@@ -21,7 +21,8 @@ from engine.exceptions import (
     MissingContextError,
     NotPausedError,
 )
-from engine.input import input_model
+from engine.input import Keyset, RunInput, input_model, keyset_from_paused_state
+from engine.input.run_input import load_input, save_schema
 from engine.states import Paused, Running, StateType
 from engine.store import get_store
 from engine.utilities.asyncutils import sync_compatible
@@ -49,26 +50,25 @@ def pause_flow_run(
     if TaskRunContext.get() is not None:
         raise CelerityException("Task runs cannot be paused; pause the flow run instead.")
     flow_run_id = flow_ctx.flow_run.id
-    pause_key = key or _next_pause_key(flow_ctx)
-    keyset = {"response": f"{pause_key}-response", "schema": f"{pause_key}-schema"}
+    paused = Paused(timeout_seconds=timeout, pause_key=key or _next_pause_key(flow_ctx))
+    keyset = keyset_from_paused_state(paused)
     model = input_model(wait_for_input) if wait_for_input is not None else None
-    store = get_store()
     if model is not None:
-        store.set_run_input(flow_run_id, keyset["schema"], json.dumps(model.model_json_schema()))
-    paused = Paused(timeout_seconds=timeout, pause_key=pause_key)
+        save_schema(model, keyset, flow_run_id)
     paused.state_details.flow_run_id = flow_run_id
     paused.state_details.run_input_keyset = keyset
-    store.propose_state(flow_run_id, paused)
+    get_store().propose_state(flow_run_id, paused)
     _wait_until_resumed(flow_run_id, timeout)
     if model is None:
         return None
-    return _received_input(flow_run_id, keyset["response"], model, wait_for_input)
+    return _received_input(flow_run_id, keyset, model)
 
 
 def _next_pause_key(flow_ctx: FlowRunContext) -> str:
+    # Counted per flow run, as Prefect does: the first pause's input is under paused-1-*.
     count = flow_ctx.__dict__.get("pause_count", 0) + 1
     flow_ctx.__dict__["pause_count"] = count
-    return f"paused-{count}"
+    return str(count)
 
 
 def _wait_until_resumed(flow_run_id: uuid.UUID, timeout: float) -> None:
@@ -83,12 +83,13 @@ def _wait_until_resumed(flow_run_id: uuid.UUID, timeout: float) -> None:
         time.sleep(_POLL_SECONDS)  # polling: the resumer may be any process on the store
 
 
-def _received_input(flow_run_id: uuid.UUID, key: str, model: Any, wanted: Any) -> Any:
-    raw = get_store().read_run_input(flow_run_id, key)
-    if raw is None:
-        raise CelerityException("The flow run was resumed without the input it waits for.")
-    value = model.model_validate_json(raw)
-    return value if model is wanted else value.value
+def _received_input(flow_run_id: uuid.UUID, keyset: Keyset, model: type[RunInput]) -> Any:
+    try:
+        return load_input(model, keyset, flow_run_id)
+    except LookupError:
+        raise CelerityException(
+            "The flow run was resumed without the input it waits for."
+        ) from None
 
 
 @sync_compatible

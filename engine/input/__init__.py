@@ -4,41 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from engine.input.actions import create_flow_run_input, read_flow_run_input
+from engine.input.run_input import (
+    AutomaticRunInput,
+    Keyset,
+    RunInput,
+    RunInputMetadata,
+    keyset_from_base_key,
+    keyset_from_paused_state,
+    run_input_subclass_from_type,
+)
 
 
-class RunInput(BaseModel):
-    """Base class for the input a paused flow run waits for.
-
-    Example::
-
-        class Approval(RunInput):
-            approved: bool
-            note: str = ""
-
-        approval = pause_flow_run(wait_for_input=Approval, timeout=600)
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    @classmethod
-    def with_initial_data(cls, description: str | None = None, **defaults: Any) -> type[RunInput]:
-        """A subclass whose fields default to ``defaults`` (shown to whoever resumes)."""
-        fields: dict[str, Any] = {
-            name: (info.annotation, defaults.get(name, info.default))
-            for name, info in cls.model_fields.items()
-        }
-        model = create_model(cls.__name__, __base__=RunInput, **fields)
-        if description:
-            model.__doc__ = description
-        return model
+def input_model(wait_for_input: Any) -> type[RunInput]:
+    """The RunInput model for ``wait_for_input`` (a model class, or a plain type as ``value``)."""
+    return run_input_subclass_from_type(wait_for_input)
 
 
-def input_model(wait_for_input: Any) -> type[BaseModel]:
-    """A pydantic model for ``wait_for_input`` (a model class, or a plain type as ``value``)."""
-    if isinstance(wait_for_input, type) and issubclass(wait_for_input, BaseModel):
-        return wait_for_input
-    return create_model("RunInputValue", value=(wait_for_input, ...))
-
-
-__all__ = ["RunInput", "input_model"]
+__all__ = [
+    "AutomaticRunInput",
+    "Keyset",
+    "RunInput",
+    "RunInputMetadata",
+    "create_flow_run_input",
+    "input_model",
+    "keyset_from_base_key",
+    "keyset_from_paused_state",
+    "read_flow_run_input",
+    "run_input_subclass_from_type",
+]

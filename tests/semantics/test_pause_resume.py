@@ -1,6 +1,7 @@
 """Pause and resume: a paused flow run waits until resumed, and receives typed run input."""
 
 import threading
+import time
 
 import pytest
 
@@ -102,3 +103,43 @@ class TestPauseResume:
         assert FlowRunContext.get() is None
         with pytest.raises(MissingContextError):
             pause_flow_run()
+
+
+@flow
+def pauses_twice_with_a_named_second_pause():
+    first = pause_flow_run(wait_for_input=int, timeout=30)
+    second = pause_flow_run(wait_for_input=Approval, timeout=30, key="review")
+    return first, second.approved
+
+
+def _wait_for_pauses(run_id, count: int, timeout: float = 20.0) -> None:
+    """Until the run has been Paused ``count`` times and is paused now (it runs in a thread)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = h.names(run_id)
+        if names.count("Paused") >= count and names[-1] == "Paused":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not pause {count} times: {h.names(run_id)}")
+
+
+class TestPauseKeys:
+    """The input a pause waits for is under Prefect's keys: paused-<n>-* or paused-<key>-*."""
+
+    def test_keys_count_pauses_or_use_the_given_key(self):
+        from engine.input import keyset_from_paused_state, read_flow_run_input
+
+        thread, outcome = _start(pauses_twice_with_a_named_second_pause)
+        run_id = h.paused_run_id("pauses-twice-with-a-named-second-pause")
+        state = get_store().read_flow_run(run_id).state
+        assert state.state_details.pause_key == "1"
+        keyset = keyset_from_paused_state(state)
+        assert keyset["schema"] == "paused-1-schema"
+        assert "value" in read_flow_run_input(keyset["schema"], flow_run_id=run_id)["properties"]
+        resume_flow_run(run_id, run_input={"value": 7})
+        _wait_for_pauses(run_id, 2)
+        second = keyset_from_paused_state(get_store().read_flow_run(run_id).state)
+        assert second["response"] == "paused-review-response"
+        resume_flow_run(run_id, run_input={"approved": True})
+        thread.join(20)
+        assert outcome["state"].result() == (7, True)
