@@ -5,15 +5,19 @@ from __future__ import annotations
 import functools
 import inspect
 import random
+import sys
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
+from engine.config import current_settings
 from engine.entrypoints import (
     DEFAULT_ARGUMENTS,
     decorator_arguments,
@@ -21,6 +25,7 @@ from engine.entrypoints import (
     split_entrypoint,
 )
 from engine.exceptions import InvalidNameError, MissingFlowError, ParameterTypeError, ScriptError
+from engine.utilities.asyncutils import async_dispatch, run_coro_sync
 from engine.utilities.callables import (
     UNBOUND,
     UNSET,
@@ -171,6 +176,14 @@ def _persist_implied(
     return persist_result
 
 
+def _entrypoint_of(fn: Any) -> str:
+    """``module:qualname`` for ``fn``; a script's path instead of ``__main__``."""
+    module = getattr(fn, "__module__", None) or ""
+    if module == "__main__" or module.startswith("__celerity_script_"):
+        module = inspect.getfile(fn)
+    return f"{module}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+
 class Flow(DecoratedFunction, Generic[P, R]):
     """A function whose calls become tracked flow runs; tasks submitted inside are its children.
 
@@ -215,7 +228,10 @@ class Flow(DecoratedFunction, Generic[P, R]):
             _check_validatable(function)
         self.flow_run_name = flow_run_name
         self.version = version or _default_version(function)
-        self.retries = retries or 0
+        settings = current_settings()
+        self.retries = retries if retries is not None else settings.flow_default_retries
+        if retry_delay_seconds is None:
+            retry_delay_seconds = settings.flow_default_retry_delay_seconds
         self.retry_delay_seconds = float(retry_delay_seconds or 0)
         self._task_runner = task_runner
         self.description = description or inspect.getdoc(function)
@@ -232,6 +248,8 @@ class Flow(DecoratedFunction, Generic[P, R]):
         self.is_async = is_async_fn(function) or is_async_generator_fn(function)
         self.isgenerator = is_generator_fn(function) or is_async_generator_fn(function)
         functools.update_wrapper(self, function, updated=())
+        self._storage: Any = None  # the code storage of a flow loaded by from_source
+        self._entrypoint = _entrypoint_of(function)
 
     @property
     def task_runner(self) -> Any:
@@ -324,6 +342,7 @@ class Flow(DecoratedFunction, Generic[P, R]):
     def resolve_run_name(self, parameters: dict[str, Any], run_id: uuid.UUID) -> str:
         """The flow run's name: the template or callable, else a random readable name."""
         template = self.flow_run_name
+        check_run_name("flow_run_name", template)  # it may have been set after decoration
         if template is None:
             return generate_run_name()
         if callable(template):
@@ -338,6 +357,38 @@ class Flow(DecoratedFunction, Generic[P, R]):
             raise ValueError(
                 f"flow_run_name {template!r} names an unknown parameter: {exc}"
             ) from None
+
+    # --- loading from source ----------------------------------------------------------------
+
+    @classmethod
+    async def afrom_source(cls, source: Any, entrypoint: str) -> Flow[..., Any]:
+        """The flow ``entrypoint`` names in code that ``source`` fetches.
+
+        ``source`` is a code storage (anything with ``set_base_path``, an
+        async ``pull_code`` and ``destination``, as Prefect's runner storages
+        have): its code is pulled into a temporary folder and the flow loaded
+        from there, by file (``flows.py:my_flow``) or module
+        (``package.flows.my_flow``). URLs and storage blocks need Prefect's
+        server-side storages and raise TypeError here, like any other type.
+        """
+        if not all(hasattr(source, name) for name in ("set_base_path", "pull_code")):
+            raise TypeError(
+                f"Unsupported source type {type(source).__name__!r}. Please provide a code "
+                "storage with set_base_path(), pull_code() and destination."
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            source.set_base_path(Path(folder))
+            await source.pull_code()
+            loaded = _load_pulled_flow(Path(source.destination), entrypoint)
+        loaded._storage = source
+        loaded._entrypoint = entrypoint
+        return loaded
+
+    @classmethod
+    @async_dispatch(afrom_source)
+    def from_source(cls, source: Any, entrypoint: str) -> Flow[..., Any]:
+        """``afrom_source`` for sync code (async code gets its coroutine)."""
+        return run_coro_sync(cls.afrom_source(source, entrypoint))
 
     def with_options(
         self,
@@ -428,6 +479,18 @@ def _jsonable_or_placeholder(value: Any) -> Any:
         return to_jsonable_python(value)
     except (TypeError, ValueError, RecursionError):  # no JSON form (cycles included)
         return f"<{type(value).__name__}>"
+
+
+def _load_pulled_flow(destination: Path, entrypoint: str) -> Flow[..., Any]:
+    """Load ``entrypoint`` from code pulled into ``destination``; sys.path is left as it was."""
+    if ":" in entrypoint:
+        return load_flow_from_entrypoint(str(destination / entrypoint))
+    saved = list(sys.path)
+    sys.path.insert(0, str(destination))
+    try:
+        return load_flow_from_entrypoint(entrypoint)
+    finally:
+        sys.path[:] = saved
 
 
 # --- flows from entrypoints -------------------------------------------------------------------
@@ -569,6 +632,9 @@ class FlowDecorator:
         if __fn is not None:
             return Flow(__fn, **options)
         return functools.partial(Flow, **options)
+
+    from_source = Flow.from_source
+    afrom_source = Flow.afrom_source
 
 
 flow = FlowDecorator()

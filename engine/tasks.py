@@ -12,6 +12,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from engine.annotations import allow_failure, quote, unmapped
 from engine.cache_policies import DEFAULT, NO_CACHE, CachePolicy, task_input_hash
+from engine.config import current_settings
 from engine.context import FlowRunContext, TaskRunContext
 from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, MissingContextError
 from engine.futures import BaseFuture, FutureList
@@ -72,7 +73,7 @@ def _normalise_delays(retries: int, delay: Any) -> float | list[float]:
         delay = delay(retries)
     if isinstance(delay, (list, tuple)):
         if len(delay) > 50:
-            raise ValueError("Cannot configure more than 50 retry delays per task.")
+            raise ValueError("Can not configure more than 50 retry delays per task.")
         return [float(d) for d in delay]
     if delay is not None and not isinstance(delay, (int, float)):
         raise TypeError(
@@ -108,30 +109,31 @@ def resolve_cache_options(
     persist_result: bool | None,
     cache_policy: Any,
     cache_key_fn: Callable[..., str | None] | None,
-    result_storage_key: str | None,
-    result_storage: Any,
-    result_serializer: Any,
+    result_options: tuple[Any, Any, Any],
+    settings: Any,
 ) -> tuple[bool | None, CachePolicy | None]:
     """``(persist_result, cache_policy)`` for a task's options, as Prefect resolves them.
 
-    Asking for caching or for where or how results are stored (a policy other
-    than NO_CACHE, ``cache_key_fn``, ``result_storage_key``, ``result_storage``,
-    ``result_serializer``) implies ``persist_result=True``. The policy defaults
-    to DEFAULT; ``cache_key_fn`` wins over a policy; ``persist_result=False``
-    makes it NO_CACHE; a ``result_storage_key`` without a policy caches nothing.
+    ``result_options`` is ``(result_storage_key, result_storage,
+    result_serializer)``. Asking for caching or for where or how results are
+    stored implies ``persist_result=True``. The policy defaults to DEFAULT
+    (NO_CACHE with the ``default_no_cache`` setting); ``cache_key_fn`` wins
+    over a policy; ``persist_result=False`` or the ``disable_caching``
+    setting makes it NO_CACHE; a ``result_storage_key`` names the result
+    instead of a policy.
     """
+    storage_key = result_options[0]
+    if cache_policy is UNSET and settings.default_no_cache:
+        cache_policy = NO_CACHE
     if cache_policy is not UNSET and cache_key_fn is not None:
         logger.warning("Both `cache_policy` and `cache_key_fn` are set; `cache_key_fn` is used.")
     if cache_key_fn is not None:
         cache_policy = CachePolicy.from_cache_key_fn(cache_key_fn)
-    asks_to_store = (
-        (cache_policy is not UNSET and cache_policy is not None and cache_policy != NO_CACHE)
-        or result_storage_key is not None
-        or result_storage is not None
-        or result_serializer is not None
-    )
-    if persist_result is None and asks_to_store:
+    caches = cache_policy is not UNSET and cache_policy is not None and cache_policy != NO_CACHE
+    if persist_result is None and (caches or any(o is not None for o in result_options)):
         persist_result = True
+    if settings.disable_caching:
+        cache_policy = NO_CACHE
     if persist_result is False:
         if cache_policy not in (UNSET, None, NO_CACHE):
             logger.warning("Ignoring `cache_policy` because `persist_result` is False.")
@@ -143,8 +145,8 @@ def resolve_cache_options(
             # (which knows the flow), a plain task keeps no cache policy, so
             # that it neither caches nor computes keys on the hot path.
             return None, None
-        return persist_result, DEFAULT if result_storage_key is None else None
-    if result_storage_key is not None and cache_policy != NO_CACHE:
+        return persist_result, DEFAULT if storage_key is None else None
+    if storage_key is not None and cache_policy != NO_CACHE:
         return persist_result, None  # the run's storage key names its result instead
     return persist_result, cache_policy
 
@@ -211,7 +213,10 @@ class Task(DecoratedFunction, Generic[P, R]):
         self.tags = set(tags or ())
         self.version = version
         self.task_run_name = task_run_name
-        self.retries = retries or 0
+        settings = current_settings()
+        self.retries = retries if retries is not None else settings.task_default_retries
+        if retry_delay_seconds is None:
+            retry_delay_seconds = settings.task_default_retry_delay_seconds
         self.retry_delay_seconds = _normalise_delays(self.retries, retry_delay_seconds)
         self.retry_jitter_factor = retry_jitter_factor
         self.retry_condition_fn = retry_condition_fn
@@ -221,9 +226,8 @@ class Task(DecoratedFunction, Generic[P, R]):
             persist_result,
             cache_policy,
             cache_key_fn,
-            result_storage_key,
-            result_storage,
-            result_serializer,
+            (result_storage_key, result_storage, result_serializer),
+            settings,
         )
         self.result_storage = result_storage
         self.result_serializer = result_serializer
@@ -330,6 +334,7 @@ class Task(DecoratedFunction, Generic[P, R]):
     def resolve_run_name(self, parameters: dict[str, Any], run_id: uuid.UUID) -> str:
         """The task run's name: the template or callable, else ``name-xxx``."""
         template = self.task_run_name
+        check_run_name("task_run_name", template)  # it may have been set after decoration
         if template is None:
             return f"{self.name}-{run_id.hex[:3]}"
         if callable(template):

@@ -22,13 +22,16 @@ def file_hash(path: str | Path) -> str:
 
 
 def code_digest(code: CodeType) -> str:
-    """A digest of a function's compiled code that does not depend on the process.
+    """A digest of a function's compiled code and where it is defined, stable across processes.
 
-    Built from the bytecode, names and constants (nested functions included);
-    a frozenset constant is written in sorted order, since its order follows
-    string hashing, which differs between processes.
+    Built from the qualified name, first line, bytecode, names and constants
+    (nested functions included), so two copies of one body defined in two
+    places differ. Not the file path, which depends on where the code is
+    installed. A frozenset constant is written in sorted order, since its
+    order follows string hashing, which differs between processes.
     """
-    return stable_hash(repr(_code_fields(code)))
+    where = (getattr(code, "co_qualname", code.co_name), code.co_firstlineno)
+    return stable_hash(repr((where, _code_fields(code))))
 
 
 def _code_fields(code: CodeType) -> tuple[Any, ...]:
