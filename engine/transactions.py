@@ -3,9 +3,9 @@
 A ``transaction()`` block groups the task runs inside it. A task run that
 completes in the block *stages* its result and its ``on_commit`` /
 ``on_rollback`` hooks on a child transaction; when the block ends normally the
-transaction commits (commit hooks run, cache records are written), and when it
+transaction commits (commit hooks run, records are written), and when it
 raises it rolls back (rollback hooks of the completed task runs run, newest
-first, and nothing is cached). Example::
+first, and nothing is recorded). Example::
 
     from engine import flow, task
     from engine.transactions import transaction
@@ -24,6 +24,14 @@ first, and nothing is cached). Example::
             write_file("out.csv")
             check_quality()  # raising here calls remove_file
 
+Async code uses ``atransaction()`` / ``AsyncTransaction``, whose ``commit``,
+``rollback`` and ``read`` are coroutines.
+
+A transaction with a ``key`` keeps its record in a ``ResultStore``
+(``engine.results``): by default the run store's records, which task caching
+shares. ``IsolationLevel.SERIALIZABLE`` takes the store's lock on the key for
+the whole block (see ``engine.locking``).
+
 What differs from the seed API (see docs/architecture.md, "Transactions"):
 
 - A rollback hook that raises is logged and the remaining hooks still run
@@ -32,24 +40,29 @@ What differs from the seed API (see docs/architecture.md, "Transactions"):
   inside it, so their hooks always belong to it.
 - A task run that fails *after its retries* rolls its transaction back (the
   seed API also rolls back when an attempt that will be retried fails).
-- ``SERIALIZABLE`` takes a lock per key that only serializes blocks within one
-  process; ``READ_COMMITTED`` (the default) is what records give anyway.
+- Without a ``store``, a keyed transaction's store has this process's default
+  lock manager, so ``SERIALIZABLE`` works without configuration (in memory
+  when embedded, in Redis on a fleet); the seed API raises there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar, Token
 from enum import Enum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-Hook = Callable[["Transaction"], Any]
+from engine.exceptions import ConfigurationError
+from engine.results import ResultStore, default_holder, get_result_store
+
+Hook = Callable[[Any], Any]
 
 
 class _NotSet:
@@ -88,109 +101,54 @@ class TransactionState(str, Enum):
 
 _FINISHED = (TransactionState.COMMITTED, TransactionState.ROLLED_BACK)
 
-
-class TransactionStore(Protocol):
-    """Where a keyed transaction's record lives: ``exists``, ``read``, ``write``."""
-
-    def exists(self, key: str) -> bool: ...
-
-    def read(self, key: str) -> Any: ...
-
-    def write(self, key: str, value: Any) -> None: ...
+# The one innermost transaction of this context, whichever kind it is.
+_active: ContextVar[BaseTransaction | None] = ContextVar("celerity_transaction", default=None)
 
 
-class RecordStore:
-    """Transaction records kept as cache records in the process's run store.
+def RecordStore() -> ResultStore:  # noqa: N802 - kept for callers of the former class
+    """The store of keyed records when none is given (``engine.results.get_result_store``)."""
+    return get_result_store()
 
-    Task runs and transactions share one key space, as in the seed API: a
-    committed task run's record is the cache entry a later run reuses.
+
+class BaseTransaction:
+    """What sync and async transactions share: values, state, children, hooks.
+
+    Enter a ``Transaction`` with ``with`` or an ``AsyncTransaction`` with
+    ``async with``; ``get_transaction()`` returns the innermost active one.
     """
 
-    def exists(self, key: str) -> bool:
-        """True if a committed (unexpired) record exists under ``key``."""
-        from engine.store import get_store
-
-        return get_store().read_cache(key) is not None
-
-    def read(self, key: str) -> Any:
-        """The value committed under ``key``, or None."""
-        from engine.store import get_store
-
-        state = get_store().read_cache(key)
-        return None if state is None else state.result()
-
-    def write(self, key: str, value: Any) -> None:
-        """Commit ``value`` (a task run's final state, or any value) under ``key``."""
-        from engine.states import State
-        from engine.store import get_store
-
-        state = value if isinstance(value, State) else _record_state(value)
-        get_store().write_cache(key, state, state.state_details.cache_expiration)
-
-
-def _record_state(value: Any) -> Any:
-    from engine.context import FlowRunContext, TaskRunContext
-    from engine.results import default_storage
-    from engine.states import Completed
-
-    context = TaskRunContext.get() or FlowRunContext.get()
-    storage = getattr(context, "result_storage", None) or default_storage()
-    state = Completed(data=value)
-    state.result_ref = storage.write(value)  # other processes read records by reference
-    return state
-
-
-# --- SERIALIZABLE: one lock per key in this process -------------------------------------
-
-_key_locks: dict[str, threading.Lock] = {}
-_key_locks_guard = threading.Lock()
-
-
-def _lock_for(key: str) -> threading.Lock:
-    with _key_locks_guard:
-        return _key_locks.setdefault(key, threading.Lock())
-
-
-class Transaction:
-    """One unit of work: values, staged results and hooks, committed or rolled back together.
-
-    Enter it with ``with`` (or use ``transaction()``); ``get_transaction()``
-    returns the innermost active one.
-    """
-
-    _var: ClassVar[ContextVar[Transaction | None]] = ContextVar(
-        "celerity_transaction", default=None
-    )
+    _var: ClassVar[ContextVar[BaseTransaction | None]] = _active
 
     def __init__(
         self,
         key: str | None = None,
-        store: TransactionStore | None = None,
+        store: ResultStore | None = None,
         commit_mode: CommitMode | None = None,
         isolation_level: IsolationLevel | None = None,
+        state: TransactionState = TransactionState.PENDING,
         overwrite: bool = False,
         write_on_commit: bool = True,
         logger: logging.Logger | logging.LoggerAdapter | None = None,
     ) -> None:
         self.key = key
-        self.store = store
+        self.store = _without_null_metadata(store)
         self.commit_mode = commit_mode
         self.isolation_level = isolation_level
+        self.state = TransactionState(state)
         self.overwrite = overwrite
         self.write_on_commit = write_on_commit
         self.logger = logger or _default_logger()
-        self.state = TransactionState.PENDING
-        self.children: list[Transaction] = []
+        self.children: list[BaseTransaction] = []
         self.on_commit_hooks: list[Hook] = []
         self.on_rollback_hooks: list[Hook] = []
         self.task_run_id: uuid.UUID | None = None  # set when a task run owns it
         self._values: dict[str, Any] = {}
         self._staged_value: Any = None
-        self._parent: Transaction | None = None
-        self._token: Token[Transaction | None] | None = None
+        self._parent: BaseTransaction | None = None
+        self._token: Token[BaseTransaction | None] | None = None
         self._lock = threading.RLock()
         self._submitted = _SubmittedRuns()
-        self._key_lock: threading.Lock | None = None
+        self._holder: str | None = None  # who holds the key's lock (SERIALIZABLE)
 
     # --- values -----------------------------------------------------------------------
 
@@ -212,12 +170,6 @@ class Transaction:
             return default
         raise ValueError(f"Could not retrieve value for unknown key: {name}")
 
-    def read(self) -> Any:
-        """The value committed under this transaction's key, if any."""
-        if self.store is not None and self.key:
-            return self.store.read(self.key)
-        return None
-
     # --- state --------------------------------------------------------------------------
 
     def is_pending(self) -> bool:
@@ -235,29 +187,49 @@ class Transaction:
     def is_rolled_back(self) -> bool:
         return self.state == TransactionState.ROLLED_BACK
 
-    def get_parent(self) -> Transaction | None:
+    def get_parent(self) -> BaseTransaction | None:
         """The transaction this one was entered inside, if any."""
         return self._parent
 
     @classmethod
-    def get_active(cls) -> Transaction | None:
+    def get_active(cls) -> BaseTransaction | None:
         """The innermost transaction active in this context, or None."""
-        return cls._var.get()
+        return _active.get()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, BaseTransaction)
+        return self._identity() == other._identity()
+
+    def _identity(self) -> tuple[Any, ...]:
+        return (
+            self.key,
+            self.store,
+            self.commit_mode,
+            self.isolation_level,
+            self.state,
+            self.overwrite,
+            self.write_on_commit,
+        )
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, state={self.state.value})"
 
     # --- entering and leaving -----------------------------------------------------------
 
-    def __enter__(self) -> Transaction:
+    def _enter(self) -> None:
         if self._token is not None:
             raise RuntimeError("This transaction is already entered; create a new one to nest.")
         parent = get_transaction()
         self._parent = parent
         self._inherit(parent)
         self.state = TransactionState.ACTIVE
-        self.begin()
-        self._token = self._var.set(self)
-        return self
+        self._check_isolation()
 
-    def _inherit(self, parent: Transaction | None) -> None:
+    def _inherit(self, parent: BaseTransaction | None) -> None:
         if self.commit_mode is None:
             self.commit_mode = parent.commit_mode if parent else CommitMode.LAZY
         if self.isolation_level is None:
@@ -265,72 +237,76 @@ class Transaction:
         self.isolation_level = IsolationLevel(self.isolation_level or IsolationLevel.READ_COMMITTED)
         self.commit_mode = CommitMode(self.commit_mode)
 
-    def begin(self) -> None:
-        """Take the key's lock (SERIALIZABLE); a key with a record starts COMMITTED."""
-        if self.key and self.isolation_level == IsolationLevel.SERIALIZABLE:
-            self._key_lock = _lock_for(self.key)
-            self._key_lock.acquire()
-        if not self.overwrite and self.store is not None and self.key:
-            if self.store.exists(self.key):
-                self.state = TransactionState.COMMITTED
+    def _check_isolation(self) -> None:
+        if self.store is None or not self.key:
+            return
+        if not self.store.supports_isolation_level(self.isolation_level):
+            raise ConfigurationError(
+                f"Isolation level {IsolationLevel(self.isolation_level).value} is not supported "
+                "by provided configuration. Give the transaction a store with a lock manager: "
+                "ResultStore(lock_manager=...)."
+            )
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._token is None:
-            raise RuntimeError("Transaction exited without being entered.")
+    def _wants_lock(self) -> bool:
+        return bool(
+            self.key
+            and self.store is not None
+            and self.isolation_level == IsolationLevel.SERIALIZABLE
+        )
+
+    def _activate(self) -> None:
+        self._token = _active.set(self)
+
+    def _wait_for_submitted(self, exc_type: Any) -> None:
         # Interruptions (KeyboardInterrupt...) must not wait for submitted runs.
         if exc_type is None or issubclass(exc_type, Exception):
             self._submitted.wait()
-        try:
-            if exc_type is not None:
-                self.rollback()
-            else:
-                self._finish()
-        finally:
-            self._reset()
 
-    def _finish(self) -> None:
-        if self.commit_mode == CommitMode.EAGER:
-            self.commit()
-        if self._parent is not None:
-            return  # the parent commits or rolls back this one with itself
-        if self.commit_mode == CommitMode.OFF:
-            self.rollback()  # nobody committed it: undo (a no-op once committed)
-        elif self.commit_mode == CommitMode.LAZY:
-            self.commit()
-
-    def _reset(self) -> None:
+    def _deactivate(self) -> None:
         parent = self._parent
         if parent is not None:
             parent.add_child(self)
         if self._token is not None:
-            self._var.reset(self._token)
+            try:
+                _active.reset(self._token)
+            except ValueError:  # left in another context than entered (an async fixture)
+                _active.set(parent)
             self._token = None
         self._release_key_lock()
-        # A child that rolled back takes its parent with it, as in the seed API.
-        if parent is not None and self.is_rolled_back():
-            parent.rollback()
 
     def _release_key_lock(self) -> None:
-        lock, self._key_lock = self._key_lock, None
-        if lock is not None:
-            lock.release()
+        holder, self._holder = self._holder, None
+        if holder is None or self.store is None or not self.key:
+            return
+        if self.store.is_lock_holder(self.key, holder):
+            self.store.release_lock(self.key, holder=holder)
 
-    # --- staging, commit, rollback -------------------------------------------------------
+    def _finish_action(self) -> str | None:
+        """What leaving without an error does: "commit", "rollback" or nothing (None)."""
+        if self.commit_mode == CommitMode.EAGER:
+            return "commit"
+        if self._parent is not None:
+            return None  # the parent commits or rolls back this one with itself
+        if self.commit_mode == CommitMode.OFF:
+            return "rollback"  # nobody committed it: undo (a no-op once committed)
+        return "commit"
 
-    def add_child(self, transaction: Transaction) -> None:
+    # --- staging and children ----------------------------------------------------------
+
+    def add_child(self, transaction: BaseTransaction) -> None:
         """Make ``transaction`` commit and roll back with this one.
 
         A child added after this transaction rolled back is rolled back at once,
         and one added after it committed is committed at once.
         """
         with self._lock:
-            if transaction not in self.children:
+            if not any(child is transaction for child in self.children):
                 self.children.append(transaction)
             state = self.state
         if state == TransactionState.ROLLED_BACK:
-            transaction.rollback()
+            _settle(transaction.rollback())
         elif state == TransactionState.COMMITTED:
-            transaction.commit()
+            _settle(transaction.commit())
 
     def stage(
         self,
@@ -347,68 +323,18 @@ class Transaction:
             self.on_commit_hooks.extend(on_commit_hooks or [])
             self.state = TransactionState.STAGED
 
-    def commit(self) -> bool:
-        """Commit children, run commit hooks, write the record; False if already finished.
+    def _should_write(self) -> bool:
+        return self.store is not None and bool(self.key) and self.write_on_commit
 
-        A commit hook or record write that raises rolls the transaction back.
-        """
-        with self._lock:
-            if self.state in _FINISHED:
-                return False
-            try:
-                self._commit_contents()
-            except Exception:
-                self.logger.exception("An error was encountered while committing %r", self.key)
-                self.rollback()
-                return False
-            self.state = TransactionState.COMMITTED
-        self._release_key_lock()
-        return True
-
-    def _commit_contents(self) -> None:
-        for child in list(self.children):
-            child.commit()
-        for hook in self.on_commit_hooks:
-            self.run_hook(hook, "commit")
-        if self.store is not None and self.key and self.write_on_commit:
-            self.store.write(self.key, self._staged_value)
-
-    def rollback(self) -> bool:
-        """Run rollback hooks (newest first), then roll back children; False if finished.
-
-        A rollback hook that raises is logged, and the remaining hooks still run.
-        """
-        with self._lock:
-            if self.state in _FINISHED:
-                return False
-            # Marked first: a hook that looks at the transaction sees it rolled back.
-            self.state = TransactionState.ROLLED_BACK
-            for hook in reversed(self.on_rollback_hooks):
-                self._run_rollback_hook(hook)
-            for child in reversed(list(self.children)):
-                child.rollback()
-        self._release_key_lock()
-        return True
-
-    def _run_rollback_hook(self, hook: Hook) -> None:
-        try:
-            self.run_hook(hook, "rollback")
-        except Exception:
-            pass  # run_hook logged it; the other compensations must still run
-
-    def run_hook(self, hook: Hook, kind: str) -> None:
-        """Call ``hook(self)`` with log lines around it; re-raises what the hook raises."""
+    def _log_hook_start(self, hook: Hook, kind: str) -> str:
         name = getattr(hook, "__name__", repr(hook))
         self.logger.info("Running %s hook %r", kind, name)
-        try:
-            outcome = hook(self)
-            if asyncio.iscoroutine(outcome):
-                from engine.utilities.asyncutils import run_coro_sync
+        return name
 
-                run_coro_sync(outcome)
-        except Exception:
-            self.logger.exception("An error was encountered while running %s hook %r", kind, name)
-            raise
+    def _log_hook_error(self, name: str, kind: str) -> None:
+        self.logger.exception("An error was encountered while running %s hook %r", kind, name)
+
+    def _log_hook_done(self, name: str, kind: str) -> None:
         self.logger.info("%s hook %r finished running successfully", kind.capitalize(), name)
 
     # --- task runs submitted inside -------------------------------------------------------
@@ -431,8 +357,216 @@ class Transaction:
         with self._lock:
             return any(child.task_run_id == task_run_id for child in self.children)
 
-    def __repr__(self) -> str:
-        return f"Transaction(key={self.key!r}, state={self.state.value})"
+    # Implemented by the sync and async transactions (coroutines in the async one).
+    def commit(self) -> Any:
+        raise NotImplementedError
+
+    def rollback(self) -> Any:
+        raise NotImplementedError
+
+
+def _settle(outcome: Any) -> None:
+    """Finish a child's commit or rollback that an async child returned as a coroutine."""
+    if inspect.iscoroutine(outcome):
+        from engine.utilities.asyncutils import run_coro_sync
+
+        run_coro_sync(outcome)
+
+
+def _without_null_metadata(store: ResultStore | None) -> ResultStore | None:
+    # A NullFileSystem for metadata would hide every record: keep them with the results.
+    from engine.filesystems import NullFileSystem
+
+    if store is not None and isinstance(store.metadata_storage, NullFileSystem):
+        return store.model_copy(update={"metadata_storage": None})
+    return store
+
+
+class Transaction(BaseTransaction):
+    """A transaction for sync code (``with Transaction(...)`` or ``transaction()``)."""
+
+    def __enter__(self) -> Transaction:
+        self._enter()
+        self.begin()
+        self._activate()
+        return self
+
+    def begin(self) -> None:
+        """Take the key's lock (SERIALIZABLE); a key with a record starts COMMITTED."""
+        if self._wants_lock():
+            assert self.store is not None and self.key
+            self._holder = default_holder()
+            self.store.acquire_lock(self.key, holder=self._holder)
+        if not self.overwrite and self.store is not None and self.key:
+            if self.store.exists(self.key):
+                self.state = TransactionState.COMMITTED
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._token is None:
+            raise RuntimeError("Transaction exited without being entered.")
+        self._wait_for_submitted(exc_type)
+        try:
+            if exc_type is not None:
+                self.rollback()
+            elif (action := self._finish_action()) is not None:
+                getattr(self, action)()
+        finally:
+            self._deactivate()
+        if self._parent is not None and self.is_rolled_back():
+            self._parent.rollback()  # a child that rolled back takes its parent with it
+
+    def read(self) -> Any:
+        """The record committed under this transaction's key (a ``ResultRecord``), or None."""
+        if self.store is not None and self.key:
+            return self.store.read(self.key, holder=self._holder)
+        return None
+
+    def commit(self) -> bool:
+        """Commit children, run commit hooks, write the record; False if already finished.
+
+        A commit hook or record write that raises rolls the transaction back.
+        """
+        with self._lock:
+            if self.state in _FINISHED:
+                return False
+            try:
+                for child in list(self.children):
+                    _settle(child.commit())
+                for hook in self.on_commit_hooks:
+                    self.run_hook(hook, "commit")
+                if self._should_write():
+                    assert self.store is not None
+                    self.store.write(obj=self._staged_value, key=self.key, holder=self._holder)
+            except Exception:
+                self.logger.exception("An error was encountered while committing %r", self.key)
+                self.rollback()
+                return False
+            self.state = TransactionState.COMMITTED
+        self._release_key_lock()
+        return True
+
+    def rollback(self) -> bool:
+        """Run rollback hooks (newest first), then roll back children; False if finished.
+
+        A rollback hook that raises is logged, and the remaining hooks still run.
+        """
+        with self._lock:
+            if self.state in _FINISHED:
+                return False
+            # Marked first: a hook that looks at the transaction sees it rolled back.
+            self.state = TransactionState.ROLLED_BACK
+            for hook in reversed(self.on_rollback_hooks):
+                try:
+                    self.run_hook(hook, "rollback")
+                except Exception:
+                    pass  # run_hook logged it; the other compensations must still run
+            for child in reversed(list(self.children)):
+                _settle(child.rollback())
+        self._release_key_lock()
+        return True
+
+    def run_hook(self, hook: Hook, kind: str) -> None:
+        """Call ``hook(self)`` with log lines around it; re-raises what the hook raises."""
+        name = self._log_hook_start(hook, kind)
+        try:
+            _settle(hook(self))
+        except Exception:
+            self._log_hook_error(name, kind)
+            raise
+        self._log_hook_done(name, kind)
+
+
+class AsyncTransaction(BaseTransaction):
+    """A transaction for coroutines (``async with AsyncTransaction(...)`` or ``atransaction()``).
+
+    ``commit``, ``rollback`` and ``read`` are coroutines, and waiting for a
+    SERIALIZABLE lock lets the event loop's other tasks run.
+    """
+
+    async def __aenter__(self) -> AsyncTransaction:
+        self._enter()
+        await self.begin()
+        self._activate()
+        return self
+
+    async def begin(self) -> None:
+        """Take the key's lock (SERIALIZABLE); a key with a record starts COMMITTED."""
+        if self._wants_lock():
+            assert self.store is not None and self.key
+            self._holder = default_holder()
+            await self.store.aacquire_lock(self.key, holder=self._holder)
+        if not self.overwrite and self.store is not None and self.key:
+            if await self.store.aexists(self.key):
+                self.state = TransactionState.COMMITTED
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._token is None:
+            raise RuntimeError("Transaction exited without being entered.")
+        await asyncio.to_thread(self._wait_for_submitted, exc_type)
+        try:
+            if exc_type is not None:
+                await self.rollback()
+            elif (action := self._finish_action()) is not None:
+                await getattr(self, action)()
+        finally:
+            self._deactivate()
+        if self._parent is not None and self.is_rolled_back():
+            await _finish(self._parent.rollback())
+
+    async def read(self) -> Any:
+        """The record committed under this transaction's key (a ``ResultRecord``), or None."""
+        if self.store is not None and self.key:
+            return await self.store.aread(self.key, holder=self._holder)
+        return None
+
+    async def commit(self) -> bool:
+        """``Transaction.commit`` for coroutines."""
+        if self.state in _FINISHED:
+            return False
+        try:
+            for child in list(self.children):
+                await _finish(child.commit())
+            for hook in self.on_commit_hooks:
+                await self.run_hook(hook, "commit")
+            if self._should_write():
+                assert self.store is not None
+                await self.store.awrite(obj=self._staged_value, key=self.key, holder=self._holder)
+        except Exception:
+            self.logger.exception("An error was encountered while committing %r", self.key)
+            await self.rollback()
+            return False
+        self.state = TransactionState.COMMITTED
+        self._release_key_lock()
+        return True
+
+    async def rollback(self) -> bool:
+        """``Transaction.rollback`` for coroutines."""
+        if self.state in _FINISHED:
+            return False
+        self.state = TransactionState.ROLLED_BACK
+        for hook in reversed(self.on_rollback_hooks):
+            try:
+                await self.run_hook(hook, "rollback")
+            except Exception:
+                pass  # run_hook logged it; the other compensations must still run
+        for child in reversed(list(self.children)):
+            await _finish(child.rollback())
+        self._release_key_lock()
+        return True
+
+    async def run_hook(self, hook: Hook, kind: str) -> None:
+        """Call ``hook(self)`` (awaiting it if it is async); re-raises what it raises."""
+        name = self._log_hook_start(hook, kind)
+        try:
+            await _finish(hook(self))
+        except Exception:
+            self._log_hook_error(name, kind)
+            raise
+        self._log_hook_done(name, kind)
+
+
+async def _finish(outcome: Any) -> Any:
+    return await outcome if inspect.isawaitable(outcome) else outcome
 
 
 class _SubmittedRuns:
@@ -456,7 +590,7 @@ class _SubmittedRuns:
             self._changed.wait_for(lambda: self._pending <= 0)
 
 
-def stage_finished_run(parent: Transaction, task: Any, state: Any) -> None:
+def stage_finished_run(parent: BaseTransaction, task: Any, state: Any) -> None:
     """Stage a task run that ran in another process, from its final state.
 
     A completed run (not one reused from the cache) gets a child transaction
@@ -471,13 +605,13 @@ def stage_finished_run(parent: Transaction, task: Any, state: Any) -> None:
             child.commit()
         parent.add_child(child)
     elif state.is_failed() or state.is_crashed():
-        parent.rollback()
+        _settle(parent.rollback())
 
 
-def _child_for(parent: Transaction, key: str | None) -> Transaction:
+def _child_for(parent: BaseTransaction, key: str | None) -> Transaction:
     child = Transaction(
         key=key,
-        store=RecordStore() if key else None,
+        store=get_result_store() if key else None,
         commit_mode=parent.commit_mode,
         isolation_level=parent.isolation_level,
         logger=parent.logger,
@@ -496,9 +630,9 @@ def track_submitted(task: Any, futures: list[Any]) -> None:
         txn.watch_submitted(task, future)
 
 
-def get_transaction() -> Transaction | None:
+def get_transaction() -> BaseTransaction | None:
     """The innermost active transaction, or None."""
-    return Transaction.get_active()
+    return _active.get()
 
 
 def _default_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -511,10 +645,17 @@ def _default_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_logger("transactions")
 
 
+def _options(key: str | None, store: ResultStore | None, **options: Any) -> dict[str, Any]:
+    # Without a key nothing is recorded, so no store is needed.
+    if key and store is None:
+        store = get_result_store()
+    return {"key": key, "store": store, **options}
+
+
 @contextmanager
 def transaction(
     key: str | None = None,
-    store: TransactionStore | None = None,
+    store: ResultStore | None = None,
     commit_mode: CommitMode | None = None,
     isolation_level: IsolationLevel | None = None,
     overwrite: bool = False,
@@ -524,32 +665,57 @@ def transaction(
     """Open a transaction for the block; it commits when the block ends, rolls back if it raises.
 
     With a ``key`` the commit writes a record (to ``store``, by default the
-    run store's cache records), and a later transaction with that key starts
+    run store's records), and a later transaction with that key starts
     committed: check ``txn.is_committed()`` to skip work already done.
     ``overwrite=True`` ignores an existing record.
     """
-    if key and store is None:
-        store = RecordStore()
-    with Transaction(
-        key=key,
-        store=store,
+    options = _options(
+        key,
+        store,
         commit_mode=commit_mode,
         isolation_level=isolation_level,
         overwrite=overwrite,
         write_on_commit=write_on_commit,
         logger=logger,
-    ) as txn:
+    )
+    with Transaction(**options) as txn:
+        yield txn
+
+
+@asynccontextmanager
+async def atransaction(
+    key: str | None = None,
+    store: ResultStore | None = None,
+    commit_mode: CommitMode | None = None,
+    isolation_level: IsolationLevel | None = None,
+    overwrite: bool = False,
+    write_on_commit: bool = True,
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+) -> AsyncIterator[AsyncTransaction]:
+    """``transaction()`` for coroutines: ``async with atransaction(key=...) as txn``."""
+    options = _options(
+        key,
+        store,
+        commit_mode=commit_mode,
+        isolation_level=isolation_level,
+        overwrite=overwrite,
+        write_on_commit=write_on_commit,
+        logger=logger,
+    )
+    async with AsyncTransaction(**options) as txn:
         yield txn
 
 
 __all__ = [
+    "AsyncTransaction",
+    "BaseTransaction",
     "CommitMode",
     "IsolationLevel",
     "NotSet",
     "RecordStore",
     "Transaction",
     "TransactionState",
-    "TransactionStore",
+    "atransaction",
     "get_transaction",
     "stage_finished_run",
     "track_submitted",

@@ -352,7 +352,7 @@ class TestTransactionKeys:
             with transaction(key=txn_key, overwrite=overwrite) as txn:
                 txn.stage(value)
                 started = txn.state
-            return started, txn.read()
+            return started, txn.read().result
 
         assert write("first") == (TransactionState.STAGED, "first")
         assert write("second") == (TransactionState.COMMITTED, "first")

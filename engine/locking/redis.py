@@ -1,0 +1,123 @@
+"""Locks in Redis, shared by every process of a fleet (redis-py's ``Lock``).
+
+With this manager ``IsolationLevel.SERIALIZABLE`` holds across workers,
+coordinators and hosts: a transaction on a key waits for any other holder of
+that key anywhere in the fleet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.locking._polling import apoll, poll
+
+if TYPE_CHECKING:
+    import redis as redis_lib
+    from redis.lock import Lock
+
+
+class RedisLockManager:
+    """A lock on ``key`` is the Redis string ``<prefix>:lock:<key>`` holding its holder.
+
+    Give a ``url`` (a client is made on first use) or a ready ``client``.
+    Example::
+
+        store = ResultStore(lock_manager=RedisLockManager(url="redis://localhost:6379/0"))
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        client: redis_lib.Redis | None = None,
+        prefix: str = "celerity",
+    ) -> None:
+        if url is None and client is None:
+            raise ValueError("RedisLockManager needs a url or a client.")
+        self.url = url
+        self.prefix = prefix
+        self._client = client
+
+    @property
+    def client(self) -> redis_lib.Redis:
+        """The Redis client (made from ``url`` on first use)."""
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(str(self.url))
+        return self._client
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}:lock:{key}"
+
+    def _lock(self, key: str, hold_timeout: float | None = None) -> Lock:
+        # Not thread-local: the holder, not the thread, owns the lock.
+        return self.client.lock(self._name(key), timeout=hold_timeout, thread_local=False)
+
+    def _try_acquire(self, key: str, holder: str, hold_timeout: float | None) -> bool:
+        if self.is_lock_holder(key, holder):
+            return True
+        return bool(self._lock(key, hold_timeout).acquire(blocking=False, token=holder))
+
+    def acquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        """Take the lock on ``key`` for ``holder`` (see ``LockManager.acquire_lock``)."""
+        return poll(lambda: self._try_acquire(key, holder, hold_timeout), acquire_timeout)
+
+    async def aacquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        """``acquire_lock`` for coroutines."""
+        return await apoll(lambda: self._try_acquire(key, holder, hold_timeout), acquire_timeout)
+
+    def release_lock(self, key: str, holder: str) -> None:
+        """Release ``holder``'s lock on ``key``; ValueError if it does not hold it."""
+        from redis.exceptions import LockError
+
+        try:
+            self._lock(key).do_release(expected_token=holder)
+        except LockError:
+            raise ValueError(f"No lock held by {holder} for transaction with key {key}") from None
+
+    def is_locked(self, key: str) -> bool:
+        """True while someone holds the lock on ``key`` (Redis expires lapsed ones)."""
+        return bool(self.client.exists(self._name(key)))
+
+    def is_lock_holder(self, key: str, holder: str) -> bool:
+        """True if ``holder`` holds the lock on ``key``."""
+        return self.client.get(self._name(key)) == holder.encode()
+
+    def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        """Wait until ``key`` is free; False if it is still locked after ``timeout`` seconds."""
+        return poll(lambda: not self.is_locked(key), timeout)
+
+    async def await_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        """``wait_for_lock`` for coroutines."""
+        return await apoll(lambda: not self.is_locked(key), timeout)
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, RedisLockManager):
+            return False
+        if self.url is None or other.url is None:
+            return self._client is other._client and self.prefix == other.prefix
+        return (self.url, self.prefix) == (other.url, other.prefix)
+
+    def __hash__(self) -> int:
+        return hash((self.url, self.prefix))
+
+    def __repr__(self) -> str:
+        from broker_config.settings import mask_url
+
+        where = mask_url(self.url) if self.url else "client"
+        return f"RedisLockManager({where!r}, prefix={self.prefix!r})"
+
+
+__all__ = ["RedisLockManager"]
