@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import sys
 import uuid
 from collections import Counter
@@ -28,11 +29,19 @@ from engine.exceptions import (
     TerminationSignal,
     UnfinishedRun,
 )
-from engine.results import ResultRef, read_result
+from engine.results import (
+    ResultRecord,
+    ResultRecordMetadata,
+    ResultRef,
+    ResultStore,
+    read_result,
+)
 from engine.utilities.annotations import BaseAnnotation
 from engine.utilities.asyncutils import async_dispatch
 
 R = TypeVar("R")
+
+logger = logging.getLogger("celerity.states")
 
 
 class _NotLoaded:
@@ -140,14 +149,22 @@ class State(BaseModel, Generic[R]):
         return self._data is not _NOT_LOADED or self.result_ref is not None
 
     def _needs_loading(self) -> bool:
-        return self._data is _NOT_LOADED and self.result_ref is not None
+        # True when reading the value means I/O: a stored result not read yet,
+        # or a result record known only by its metadata.
+        if self._data is _NOT_LOADED:
+            return self.result_ref is not None
+        return isinstance(self._data, ResultRecordMetadata)
+
+    def _value(self) -> Any:
+        """The value itself: a result record's value, read from its store if need be."""
+        return _record_value(self.data) if self.has_data() else None
 
     async def aresult(
         self, raise_on_failure: bool = True, fetch: bool = True, retry_result_failure: bool = True
     ) -> R:
         """``result()`` for async code: reads result storage off the event loop."""
         if self._needs_loading():
-            await asyncio.to_thread(lambda: self.data)
+            return await asyncio.to_thread(self._outcome, raise_on_failure)
         return self._outcome(raise_on_failure)
 
     @async_dispatch(aresult)
@@ -180,13 +197,13 @@ class State(BaseModel, Generic[R]):
             return self._failure_value()
         if not self.has_data():
             raise MissingResult(f"State {self.name!r} has no result stored.")
-        return self.data
+        return self._value()
 
     def _failure_value(self) -> Any:
         # What raise_on_failure=False gives: the state's value as it is (its
         # exception, its message, the states of an aggregate), or an exception
         # made from the state's message when it has no value.
-        value = self.data if self.has_data() else None
+        value = self._value()
         return _exception_of(self) if value is None else value
 
     # --- predicates -------------------------------------------------------------
@@ -256,6 +273,49 @@ class State(BaseModel, Generic[R]):
         return hash(self.id)
 
 
+# --- result records ------------------------------------------------------------------------
+
+
+def _record_value(value: Any) -> Any:
+    """``value``, or the value of the result record it is (ported code builds states so)."""
+    if isinstance(value, ResultRecord):
+        return value.result
+    if isinstance(value, ResultRecordMetadata):
+        return _read_record(value).result
+    return value
+
+
+def _read_record(metadata: ResultRecordMetadata) -> ResultRecord[Any]:
+    if metadata.storage_key is None:
+        raise ValueError("storage_key is required to read a result record from its metadata")
+    return ResultStore(serializer=metadata.serializer).read(metadata.storage_key)
+
+
+def _as_record(
+    state: State[Any],
+    result_store: Any,
+    key: str | None = None,
+    expiration: datetime.datetime | None = None,
+    write_result: bool = False,
+) -> State[Any]:
+    """``state`` with its value as a record of ``result_store`` (written if asked).
+
+    Only ported code passes a result store: the engine persists values itself.
+    A failed write is logged and the run goes on, as in the seed API.
+    """
+    value = state.data if state.has_data() else None
+    if result_store is None or isinstance(value, (ResultRecord, ResultRecordMetadata)):
+        return state
+    record = result_store.create_result_record(value, key=key, expiration=expiration)
+    if write_result:
+        try:
+            result_store.persist_result_record(record)
+        except Exception as exc:  # a storage fails in its own ways; the state stands
+            logger.warning("Failed to write result: %s; execution continues without it", exc)
+    state.data = record
+    return state
+
+
 # --- exception extraction --------------------------------------------------------------
 
 _WRAPPERS: dict[StateType, tuple[type[BaseException], str]] = {
@@ -284,7 +344,7 @@ def _exception_of(state: State[Any]) -> BaseException:
     if state.type not in _WRAPPERS:
         raise ValueError(f"Expected failed or crashed state got {state!r}.")
     wrapper, default_message = _WRAPPERS[state.type]
-    value = state.data if state.has_data() else None
+    value = state._value()
     if value is None:
         return wrapper(state.message or default_message)
     if isinstance(value, BaseException):
@@ -311,7 +371,7 @@ def _first_failure(states: Iterable[State[Any]]) -> BaseException:
 async def aget_state_exception(state: State[Any]) -> BaseException:
     """``get_state_exception`` for async code: reads result storage off the event loop."""
     if state._needs_loading():
-        await asyncio.to_thread(lambda: state.data)
+        return await asyncio.to_thread(_exception_of, state)
     return _exception_of(state)
 
 
@@ -580,31 +640,32 @@ def exception_to_failed_state_sync(
     """A Failed state carrying ``exc`` (default: the exception being handled).
 
     The message is ``ValueError: ...``, after ``message=`` if one is given.
-    The state is marked not retriable. ``result_store`` / ``write_result`` are
-    accepted for ported code and ignored: the engine persists results itself.
-    A message passed in ``result_store``'s place (the seed API's positional
-    form) is used as the whole message.
+    The state is marked not retriable. Given a ``result_store`` (ported code;
+    the engine persists values itself) the exception becomes a record of it,
+    written when ``write_result`` is set. A message passed in
+    ``result_store``'s place (the seed API's positional form) is used as the
+    whole message.
     """
     if exc is None:
         exc = sys.exc_info()[1]
         if exc is None:
             raise ValueError("Exception was not passed and no active exception could be found.")
     if isinstance(result_store, str):
-        text = result_store
+        text, result_store = result_store, None
     else:
         prefix = kwargs.pop("message", None) or ""
         text = (prefix.rstrip() + " " if prefix else "") + format_exception(exc)
     state = Failed(message=text, data=exc, **kwargs)
     state.state_details.retriable = False
-    return state
+    return _as_record(state, result_store, write_result=write_result)
 
 
 def exception_to_crashed_state_sync(exc: BaseException, result_store: Any = None) -> State[Any]:
     """A Crashed state that explains an interrupt, a signal or an exit.
 
-    ``result_store`` is accepted for ported code and ignored.
+    Given a ``result_store``, the exception becomes a record of it (not written).
     """
-    return Crashed(message=_crash_message(exc), data=exc)
+    return _as_record(Crashed(message=_crash_message(exc), data=exc), result_store)
 
 
 def _crash_message(exc: BaseException) -> str:
@@ -636,9 +697,15 @@ def return_value_to_state_sync(
     - anything else completes with the value.
 
     Callers resolve futures to states first (a bare future is tolerated).
-    ``result_store`` / ``key`` / ``expiration`` / ``write_result`` are accepted
-    for ported code and ignored: the engine persists results itself.
+    Given a ``result_store`` (ported code; the engine persists values itself),
+    the state's value becomes a record of that store under ``key``, written
+    when ``write_result`` is set.
     """
+    state = _state_for_return(retval)
+    return _as_record(state, result_store, key, expiration, write_result)
+
+
+def _state_for_return(retval: Any) -> State[Any]:
     from engine.futures import BaseFuture
 
     if isinstance(retval, BaseFuture):

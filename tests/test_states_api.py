@@ -11,6 +11,7 @@ import signal
 import pytest
 
 from engine.exceptions import CancelledRun, CrashedRun, FailedRun, TerminationSignal
+from engine.results import ResultRecord, ResultStore
 from engine.states import (
     Cancelled,
     Completed,
@@ -23,6 +24,7 @@ from engine.states import (
     StateGroup,
     StateType,
     Submitting,
+    aget_state_exception,
     exception_to_crashed_state,
     exception_to_crashed_state_sync,
     exception_to_failed_state,
@@ -217,3 +219,38 @@ class TestResultWithoutRaising:
     def test_no_value_gives_an_exception_from_the_message(self):
         error = Crashed(message="gone").result(raise_on_failure=False)
         assert isinstance(error, CrashedRun) and str(error) == "gone"
+
+
+class TestResultRecords:
+    """Ported code builds states around result records; the value is the record's."""
+
+    def test_a_record_value_is_unwrapped(self):
+        store = ResultStore()
+        assert Completed(data=store.create_result_record("v")).result() == "v"
+
+    def test_a_records_metadata_is_read_from_its_store(self):
+        store = ResultStore()
+        record = store.create_result_record(KeyError("stored"))
+        store.persist_result_record(record)
+        state = Failed(data=record.metadata)
+        with pytest.raises(KeyError, match="stored"):
+            raise_state_exception(state)
+        assert isinstance(asyncio.run(aget_state_exception(state)), KeyError)
+
+    def test_return_value_with_a_store_becomes_a_written_record(self):
+        store = ResultStore()
+        state = return_value_to_state_sync(5, store, key="five", write_result=True)
+        assert isinstance(state.data, ResultRecord)
+        assert store.read("five").result == 5
+        assert state.result() == 5
+
+    def test_a_record_returned_is_kept(self):
+        store = ResultStore()
+        record = store.create_result_record(42)
+        state = return_value_to_state_sync(record, store)
+        assert state.data is record and state.result() == 42
+
+    def test_an_exception_with_a_store_becomes_a_record(self):
+        state = exception_to_failed_state_sync(ValueError("x"), result_store=ResultStore())
+        assert isinstance(state.data, ResultRecord)
+        assert isinstance(state.result(raise_on_failure=False), ValueError)
