@@ -303,8 +303,10 @@ def _as_record(
     Only ported code passes a result store: the engine persists values itself.
     A failed write is logged and the run goes on, as in the seed API.
     """
+    if result_store is None:
+        return state
     value = state.data if state.has_data() else None
-    if result_store is None or isinstance(value, (ResultRecord, ResultRecordMetadata)):
+    if isinstance(value, (ResultRecord, ResultRecordMetadata)):
         return state
     record = result_store.create_result_record(value, key=key, expiration=expiration)
     if write_result:
