@@ -103,6 +103,12 @@ class RedisLockManager:
         """``wait_for_lock`` for coroutines."""
         return await apoll(lambda: not self.is_locked(key), timeout)
 
+    def close(self) -> None:
+        """Close the client this manager made (a client passed in is left open)."""
+        if self._client is not None and self.url is not None:
+            self._client.close()
+            self._client = None
+
     def __eq__(self, other: Any) -> bool:
         if not isinstance(other, RedisLockManager):
             return False
