@@ -190,6 +190,16 @@ class CeleritySettings(BaseSettings):
     logging_level: str = Field(
         default="INFO", description="Level of the celerity loggers (run loggers included)."
     )
+    logging_settings_path: str | None = Field(
+        default=None,
+        description="A logging.config dictConfig file (JSON, or YAML with PyYAML) to use instead "
+        "of Celerity's.",
+    )
+    logging_extra_loggers: str = Field(
+        default="",
+        description="Comma-separated loggers of other libraries whose lines in runs are kept "
+        "with the run's logs.",
+    )
     logging_colors: bool = Field(
         default=True, description="The rich console log handler highlights levels and names."
     )

@@ -1,5 +1,6 @@
 """Run logging: ``get_run_logger`` records carry run ids and land in the run store."""
 
+from engine.logging.configuration import ensure_logging_setup, setup_logging
 from engine.logging.handlers import RunStoreHandler
 from engine.logging.loggers import (
     LogEavesdropper,
@@ -9,7 +10,6 @@ from engine.logging.loggers import (
     get_logger,
     get_run_logger,
     patch_print,
-    setup_logging,
     task_run_logger,
 )
 
@@ -18,6 +18,7 @@ __all__ = [
     "RunStoreHandler",
     "disable_logger",
     "disable_run_logger",
+    "ensure_logging_setup",
     "flow_run_logger",
     "get_logger",
     "get_run_logger",

@@ -26,13 +26,20 @@ def _run_id(value: Any) -> uuid.UUID | None:
 
 
 class RunStoreHandler(logging.Handler):
-    """Writes every record that carries a run id to the run store."""
+    """Writes every record of a run to the run store.
+
+    A record carries its run's ids when it comes from a run logger; one from
+    another library's logger (``logging_extra_loggers``) takes them from the
+    run it was logged in, and is dropped outside runs.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         flow_run_id = _run_id(getattr(record, "flow_run_id", None))
         task_run_id = _run_id(getattr(record, "task_run_id", None))
         if flow_run_id is None and task_run_id is None:
-            return
+            flow_run_id, task_run_id = _current_run_ids()
+            if flow_run_id is None and task_run_id is None:
+                return
         try:
             from engine.store import get_store
 
@@ -50,13 +57,32 @@ class RunStoreHandler(logging.Handler):
             self.handleError(record)
 
 
-class ConsoleFormatter(logging.Formatter):
-    """``time | LEVEL | run name - message`` so that a person can follow runs."""
+def _current_run_ids() -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    from engine.context import FlowRunContext, TaskRunContext
 
-    def format(self, record: logging.LogRecord) -> str:
-        run_name = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
-        record.run_label = f"{run_name} - " if run_name else ""
-        return super().format(record)
+    task_ctx = TaskRunContext.get()
+    if task_ctx is not None:
+        task_run = task_ctx.task_run
+        return _run_id(getattr(task_run, "flow_run_id", None)), _run_id(task_run.id)
+    flow_ctx = FlowRunContext.get()
+    flow_run = getattr(flow_ctx, "flow_run", None)
+    return _run_id(getattr(flow_run, "id", None)), None
+
+
+class SafeStreamHandler(logging.StreamHandler):
+    """A stream handler that drops records once its stream is closed.
+
+    At interpreter exit, or when a test's captured stream was closed, writing
+    raises ``ValueError``; a log line is not worth a traceback then.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self.stream, "closed", False):
+            return
+        super().emit(record)
+
+
+_SafeStreamHandler = SafeStreamHandler
 
 
 class ConsoleHandler(logging.StreamHandler):

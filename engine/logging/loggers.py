@@ -18,40 +18,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from engine.exceptions import MissingContextError
-from engine.logging.handlers import ConsoleFormatter, RunStoreHandler
+from engine.logging.configuration import ensure_logging_setup
 
 ROOT = "celerity"
 PREFECT_ROOT = "prefect"
 FLOW_RUN_LOGGER = f"{ROOT}.flow_runs"
 TASK_RUN_LOGGER = f"{ROOT}.task_runs"
 UNKNOWN = "<unknown>"
-
-_configured = False
-
-
-def setup_logging() -> None:
-    """Attach the console and run-store handlers once per process.
-
-    The level is the ``logging_level`` setting (``PREFECT_LOGGING_LEVEL``).
-    """
-    global _configured
-    if _configured:
-        return
-    _configured = True
-    from engine.config import current_settings
-
-    root = logging.getLogger(ROOT)
-    root.setLevel(str(current_settings().logging_level).upper())
-    # A plain stream handler, not the rich ConsoleHandler: workers log a line
-    # per task run, and rich's rendering would cost the hot path.
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(
-        ConsoleFormatter("%(asctime)s | %(levelname)-7s | %(run_label)s%(message)s", "%H:%M:%S")
-    )
-    root.addHandler(console)
-    store_handler = RunStoreHandler()
-    logging.getLogger(FLOW_RUN_LOGGER).addHandler(store_handler)
-    logging.getLogger(TASK_RUN_LOGGER).addHandler(store_handler)
 
 
 def logger_name(name: str | None) -> str:
@@ -66,7 +39,7 @@ def logger_name(name: str | None) -> str:
 
 def get_logger(name: str | None = None) -> logging.Logger:
     """A stdlib logger under the ``celerity`` root (``celerity.<name>``)."""
-    setup_logging()
+    ensure_logging_setup()
     return logging.getLogger(logger_name(name))
 
 

@@ -119,6 +119,16 @@ class Setting:
         return isinstance(other, Setting) and other.name == self.name
 
 
+def _names(text: Any) -> list[str]:
+    """A comma-separated list of names (a list is taken as it is)."""
+    items = text if isinstance(text, list) else str(text).split(",")
+    return [name.strip() for name in items if name.strip()]
+
+
+def _joined(names: Any) -> str:
+    return ",".join(_names(names))
+
+
 def _fields() -> list[Setting]:
     return [
         Setting("PREFECT_LOCAL_STORAGE_PATH", "result_path", convert=Path, store=str),
@@ -133,6 +143,10 @@ def _fields() -> list[Setting]:
         Setting("PREFECT_LOGGING_LOG_PRINTS", "log_prints"),
         Setting("PREFECT_LOGGING_LEVEL", "logging_level"),
         Setting("PREFECT_LOGGING_COLORS", "logging_colors"),
+        Setting("PREFECT_LOGGING_SETTINGS_PATH", "logging_settings_path", convert=Path, store=str),
+        Setting(
+            "PREFECT_LOGGING_EXTRA_LOGGERS", "logging_extra_loggers", convert=_names, store=_joined
+        ),
         Setting("PREFECT_LOGGING_MARKUP", "logging_markup"),
         Setting("PREFECT_TASK_RUNNER_THREAD_POOL_MAX_WORKERS", "thread_pool_max_workers"),
         Setting("PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS", "process_pool_max_workers"),
@@ -146,6 +160,7 @@ def _without_field() -> list[Setting]:
         Setting("PREFECT_API_KEY", fixed=None, reason=_SERVER),
         Setting("PREFECT_UI_URL", fixed=None, reason=_SERVER),
         Setting("PREFECT_LOGGING_TO_API_ENABLED", fixed=False, reason=_SERVER),
+        Setting("PREFECT_TEST_MODE", fixed=False, reason="Celerity has no test mode"),
         Setting("PREFECT_DEFAULT_RESULT_STORAGE_BLOCK", fixed=None, reason=_BLOCKS),
         Setting("PREFECT_TASK_SCHEDULING_DEFAULT_STORAGE_BLOCK", fixed=None, reason=_BLOCKS),
     ]

@@ -223,3 +223,29 @@ class TestRunLoggerExtra:
         assert extra["task_name"] == "returns_task_logger_extra"
         assert extra["flow_run_id"] == str(flow_run.id)
         assert extra["task_run_name"].startswith("returns_task_logger_extra")
+
+
+@flow
+def logs_through_another_library(marker):
+    logging.getLogger("another-library").warning(f"library-{marker}")
+    return FlowRunContext.get().flow_run.id
+
+
+class TestExtraLoggers:
+    """Loggers named in logging_extra_loggers keep their lines in runs with the run's logs."""
+
+    def test_a_library_line_in_a_flow_run_is_kept_with_it(self, key):
+        from engine.logging import setup_logging
+        from engine.settings import PREFECT_LOGGING_EXTRA_LOGGERS, temporary_settings
+
+        library = logging.getLogger("another-library")
+        with temporary_settings({PREFECT_LOGGING_EXTRA_LOGGERS: "another-library"}):
+            setup_logging(incremental=False)
+        try:
+            flow_run_id = logs_through_another_library(key)
+            library.warning(f"outside-{key}")  # no run: kept nowhere
+        finally:
+            library.handlers.clear()
+        logs = [log for log in h.logs(flow_run_id) if log.name == "another-library"]
+        assert [log.message for log in logs] == [f"library-{key}"]
+        assert logs[0].flow_run_id == flow_run_id
