@@ -543,6 +543,11 @@ class _RunStoreRecords:
 
         get_store().write_cache(key, state, state.state_details.cache_expiration)
 
+    def read_state(self, key: str) -> Any:
+        from engine.store import get_store
+
+        return get_store().read_cache(key)
+
 
 def _value_storage() -> ResultStorage:
     """Where a record's value goes: the active run's storage, else the default one."""
@@ -593,6 +598,18 @@ class _StorageRecords:
             storage_key=key, expiration=state.state_details.cache_expiration, serializer=serializer
         )
         self.write(ResultRecord(metadata=metadata, result=state.data))
+
+    def read_state(self, key: str) -> Any:
+        from engine.states import Completed
+
+        try:
+            record = self.read(key, PickleSerializer())
+        except MissingResult:
+            return None
+        state = Completed(data=record.result)
+        state.state_details.cache_key = key
+        state.state_details.cache_expiration = record.metadata.expiration
+        return state
 
 
 @dataclasses.dataclass
@@ -663,6 +680,16 @@ class ResultStore:
         if self._locked_by_other(key, holder):
             await self.await_for_lock(key)
         return self._records().read(key, self.serializer)
+
+    def read_state(self, key: str, holder: str | None = None) -> Any:
+        """The completed state recorded under ``key`` (a cache hit), or None.
+
+        A record written from a run's final state comes back as that state; a
+        record of a plain value as a Completed state holding it.
+        """
+        if self._locked_by_other(key, holder):
+            self.wait_for_lock(key)
+        return self._records().read_state(key)
 
     def create_result_record(
         self, obj: Any, key: str | None = None, expiration: datetime.datetime | None = None
@@ -816,6 +843,19 @@ class ResultStore:
         if lock_manager is not None:
             update["lock_manager"] = lock_manager
         return self.model_copy(update=update)
+
+
+def result_store_for_task(task: Any, parent: ResultStore | None = None) -> ResultStore:
+    """The store a task run's records (its cache entry) go to.
+
+    The enclosing transaction's store (``parent``) or the run's, with the
+    task's ``result_storage`` / ``result_serializer`` and its cache policy's
+    ``key_storage`` / ``lock_manager`` applied; the lock manager comes from
+    ``parent`` when the policy names none, so a task inside a SERIALIZABLE
+    block can lock its own key.
+    """
+    base = parent if parent is not None else get_result_store()
+    return base.update_for_task(task, _sync=True)
 
 
 def _run_options(run_owner: Any) -> dict[str, Any]:
