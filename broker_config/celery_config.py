@@ -91,5 +91,8 @@ def celery_config(settings: CeleritySettings | None = None) -> dict[str, Any]:
         "worker_concurrency": settings.worker_concurrency,
         "worker_pool": settings.worker_pool,
         "worker_enable_remote_control": settings.remote_control,
-        "worker_send_task_events": False,
+        # Off by default: each event is a Redis PUBLISH per job. On (-E), Flower
+        # and `celery events` see every job from sent to finished.
+        "worker_send_task_events": settings.worker_events,
+        "task_send_sent_event": settings.worker_events,
     }

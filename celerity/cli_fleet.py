@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from celerity.cli_common import check_broker, fleet_settings
 
 LOGLEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
+EVENTS_ENV = "CELERITY_WORKER_EVENTS"
+
+
+def events_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``-E/--events``: task events and heartbeats on, as ``celery worker -E``."""
+    return click.option(
+        "-E",
+        "--events",
+        is_flag=True,
+        help=f"Send task events and heartbeats for Flower, `celery events` ({EVENTS_ENV}=true).",
+    )(command)
+
+
+def use_events(events: bool) -> None:
+    """Turn events on for this process and the processes it starts (flow runs, a dev fleet).
+
+    Through the environment, not an argument, so that every child process the
+    worker or coordinator spawns sends its task-sent events too.
+    """
+    if events:
+        from broker_config.settings import reset_settings
+
+        os.environ[EVENTS_ENV] = "true"
+        reset_settings()
 
 
 @click.group()
@@ -33,12 +61,14 @@ def worker() -> None:
     help="Celery pool (default: CELERITY_WORKER_POOL).",
 )
 @click.option("--loglevel", type=LOGLEVELS, default="INFO", show_default=True)
+@events_option
 def worker_start(
-    queues: str | None, concurrency: int | None, pool: str | None, loglevel: str
+    queues: str | None, concurrency: int | None, pool: str | None, loglevel: str, events: bool
 ) -> None:
     """Start a worker that runs task runs until stopped (SIGTERM/Ctrl-C)."""
     from workers.main import start_worker
 
+    use_events(events)
     settings = fleet_settings()
     check_broker(settings)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
@@ -60,10 +90,12 @@ def coordinator() -> None:
     help="Flow runs this coordinator runs at once.",
 )
 @click.option("--loglevel", type=LOGLEVELS, default="INFO", show_default=True)
-def coordinator_start(concurrency: int, loglevel: str) -> None:
+@events_option
+def coordinator_start(concurrency: int, loglevel: str, events: bool) -> None:
     """Start a coordinator consuming the flow queue until stopped (SIGTERM/Ctrl-C)."""
     from workers.main import start_coordinator
 
+    use_events(events)
     settings = fleet_settings()
     check_broker(settings)
     start_coordinator(concurrency, loglevel.upper(), settings=settings)
@@ -79,10 +111,12 @@ def coordinator_start(concurrency: int, loglevel: str) -> None:
     help="Number of task-run worker processes.",
 )
 @click.option("--port", type=click.IntRange(1, 65535), help="Redis port (default: a free one).")
-def dev(workers: int, port: int | None) -> None:
+@events_option
+def dev(workers: int, port: int | None, events: bool) -> None:
     """Run a local Redis, workers and a coordinator until Ctrl-C."""
     from workers.dev import DevError, run_dev
 
+    use_events(events)
     try:
         code = run_dev(workers, port, say=click.echo)
     except DevError as exc:

@@ -85,7 +85,8 @@ def register(app: Celery) -> None:
 
 def publish_envelope(app: Celery, envelope: Envelope, countdown: float | None = None) -> None:
     """Send an envelope to its queue."""
-    # A fixed argsrepr spares Celery a saferepr of the whole envelope.
+    # A fixed argsrepr spares Celery a saferepr of the whole envelope; it and
+    # the shadow name are what Flower, `celery inspect` and worker logs show.
     app.send_task(
         RUN_TASKS,
         args=[envelope.to_json()],
@@ -93,6 +94,7 @@ def publish_envelope(app: Celery, envelope: Envelope, countdown: float | None = 
         countdown=countdown,
         argsrepr=envelope.summary(),
         kwargsrepr="{}",
+        shadow=f"{RUN_TASKS}:{envelope.task_name}",
     )
 
 

@@ -1,9 +1,12 @@
 """Worker entrypoints: a task-run worker and a coordinator, both Celery workers.
 
-Both run without mingle, gossip and heartbeat: those broadcast on every start
-and every few seconds, cost Redis round trips, and Celerity's coordination goes
-through the run store instead. Each gets a unique node name
-(``celerity-worker-<pid>@<host>``) so that several can share a host.
+Both run without mingle and gossip: those broadcast on every start and every
+few seconds, cost Redis round trips, and Celerity's coordination goes through
+the run store instead. Heartbeats and task events are off too unless events are
+asked for (``-E``, ``CELERITY_WORKER_EVENTS=true``): then Flower and ``celery
+events`` see the workers (heartbeats) and their jobs (task events). Each gets a
+unique node name (``celerity-worker-<pid>@<host>``) so that several can share a
+host.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from broker_config.settings import CeleritySettings, get_settings
 
 QUIET_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+# With events, heartbeats stay on: they are how monitors know a worker is alive.
+EVENTS_FLAGS = ["--without-mingle", "--without-gossip", "--task-events"]
 
 
 def task_queues(settings: CeleritySettings | None = None) -> list[str]:
@@ -25,7 +30,12 @@ def task_queues(settings: CeleritySettings | None = None) -> list[str]:
 
 
 def worker_argv(
-    queues: list[str], concurrency: int, pool: str, loglevel: str, kind: str
+    queues: list[str],
+    concurrency: int,
+    pool: str,
+    loglevel: str,
+    kind: str,
+    events: bool = False,
 ) -> list[str]:
     """The ``celery worker`` argument list for one Celerity worker process."""
     return [
@@ -40,7 +50,7 @@ def worker_argv(
         loglevel,
         "-n",
         f"celerity-{kind}-{os.getpid()}@%h",
-        *QUIET_FLAGS,
+        *(EVENTS_FLAGS if events else QUIET_FLAGS),
     ]
 
 
@@ -54,7 +64,8 @@ def start_worker(
     """Run a task-run worker in this process until it is stopped (blocks).
 
     The current directory is importable, as with ``celery worker``, so that
-    tasks defined in files there load by their module path.
+    tasks defined in files there load by their module path. Task events and
+    heartbeats are on when ``CELERITY_WORKER_EVENTS`` is.
     """
     from workers.app import get_app
 
@@ -66,6 +77,7 @@ def start_worker(
         pool or settings.worker_pool,
         loglevel,
         "worker",
+        settings.worker_events,
     )
     _sweep_when_ready()
     get_app(settings).worker_main(argv)
@@ -78,7 +90,9 @@ def _import_from_cwd() -> None:
 
 
 def start_coordinator(
-    concurrency: int = 4, loglevel: str = "INFO", settings: CeleritySettings | None = None
+    concurrency: int = 4,
+    loglevel: str = "INFO",
+    settings: CeleritySettings | None = None,
 ) -> None:
     """Run a coordinator in this process until it is stopped (blocks).
 
@@ -90,7 +104,10 @@ def start_coordinator(
 
     _import_from_cwd()
     settings = settings or get_settings()
-    argv = worker_argv([settings.flow_queue], concurrency, "threads", loglevel, "coordinator")
+    queues = [settings.flow_queue]
+    argv = worker_argv(
+        queues, concurrency, "threads", loglevel, "coordinator", settings.worker_events
+    )
     _sweep_when_ready()
     get_app(settings).worker_main(argv)
 

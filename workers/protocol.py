@@ -24,6 +24,9 @@ from typing import Any, NamedTuple
 from engine.exceptions import EnvelopeRejected
 
 ENVELOPE_VERSION = 3
+# How many task run ids a job's argsrepr lists (an envelope carries up to
+# CELERITY_TASK_BATCH_SIZE runs; the label stays short).
+SUMMARY_RUN_IDS = 10
 
 
 class RunEntry(NamedTuple):
@@ -65,8 +68,19 @@ class Envelope:
         return replace(self, runs=tuple(runs), sent_at=time.time())
 
     def summary(self) -> str:
-        """What Celery shows for the job instead of the whole body."""
-        return f"<{len(self.runs)} run(s) of {self.task_name}>"
+        """What Celery shows for the job instead of the whole body (its argsrepr).
+
+        The task, its flow run and the task run ids (the first few), so that
+        Flower and ``celery inspect`` say which runs a job carries.
+        """
+        shown = ", ".join(str(entry.id) for entry in self.runs[:SUMMARY_RUN_IDS])
+        more = len(self.runs) - SUMMARY_RUN_IDS
+        flow_run = (self.context.get("flow_run") or {}).get("id")
+        where = f" of flow run {flow_run}" if flow_run else ""
+        return (
+            f"{self.task_name} x{len(self.runs)}{where}: "
+            f"task runs [{shown}{f', +{more} more' if more > 0 else ''}]"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
