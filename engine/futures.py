@@ -47,7 +47,12 @@ class BaseFuture(Generic[R]):
     # ``__dict__`` costs a pointer until used: code may tag a future with its
     # own attributes (``future.parameters = ...``), as Prefect's futures allow.
     __slots__ = (
-        "task_run_id", "_final_state", "_final_json", "_callbacks", "__weakref__", "__dict__"
+        "task_run_id",
+        "_final_state",
+        "_final_json",
+        "_callbacks",
+        "__weakref__",
+        "__dict__",
     )
 
     def __init__(self, task_run_id: uuid.UUID) -> None:

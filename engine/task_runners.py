@@ -591,4 +591,5 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(module_name), attr)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = ["TaskRunner", "ThreadPoolTaskRunner", "ProcessPoolTaskRunner", "ConcurrentTaskRunner"]
