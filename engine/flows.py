@@ -444,7 +444,10 @@ class Flow(DecoratedFunction, Generic[P, R]):
 
         parameters = self._call_parameters(args, kwargs)
         return run_flow(
-            self, parameters, wait_for=wait_for, return_type="state" if return_state else "result"
+            self,
+            parameters=parameters,
+            wait_for=wait_for,
+            return_type="state" if return_state else "result",
         )
 
     def __repr__(self) -> str:

@@ -368,17 +368,16 @@ class Task(DecoratedFunction, Generic[P, R]):
 
         parameters = self._call_parameters(args, kwargs)
         return_type: ReturnType = "state" if return_state else "result"
+        run: Callable[..., Any]
         if is_async_generator_fn(self.fn):
-            return task_engine.run_generator_task_async(
-                self, parameters, None, wait_for, return_type
-            )
-        if is_generator_fn(self.fn):
-            return task_engine.run_generator_task_sync(
-                self, parameters, None, wait_for, return_type
-            )
-        if self.is_async:
-            return task_engine.run_task_async(self, parameters, None, wait_for, return_type)
-        return task_engine.run_task_sync(self, parameters, None, wait_for, return_type)
+            run = task_engine.run_generator_task_async
+        elif is_generator_fn(self.fn):
+            run = task_engine.run_generator_task_sync
+        elif self.is_async:
+            run = task_engine.run_task_async
+        else:
+            run = task_engine.run_task_sync
+        return run(self, parameters=parameters, wait_for=wait_for, return_type=return_type)
 
     @overload
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> BaseFuture[Any]: ...

@@ -12,6 +12,7 @@ import logging
 import textwrap
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from engine import Flow, Task, flow, task
@@ -22,6 +23,7 @@ from engine.settings import (
     PREFECT_TASKS_DEFAULT_NO_CACHE,
     temporary_settings,
 )
+from engine.utilities.callables import parameter_schema
 from engine.utilities.hashing import file_hash
 
 
@@ -286,3 +288,46 @@ class TestSerializeParameters:
 
         serialized = any_flow.serialize_parameters({"x": [1, "a"], "y": Cyclic(), "z": {"k": 2}})
         assert serialized == {"x": [1, "a"], "y": "<Cyclic>", "z": {"k": 2}}
+
+
+# --- parameter_schema -----
+
+
+class Inner(pydantic.BaseModel):
+    a: int
+
+
+class TestParameterSchema:
+    def test_properties_positions_and_docstring_descriptions(self):
+        class Holder:
+            @flow
+            @classmethod
+            def documented(cls, name: str, inner: Inner, json: int = 1):
+                """Do things.
+
+                Args:
+                    name (str): who to greet,
+                        on two lines
+                    inner: the inner model
+                """
+
+        schema = parameter_schema(Holder.documented)
+        assert schema.required == ["name", "inner"]
+        assert schema.properties["name"] == {
+            "title": "name",
+            "type": "string",
+            "position": 1,
+            "description": "who to greet, on two lines",
+        }
+        assert schema.properties["inner"]["$ref"] == "#/definitions/Inner"
+        assert schema.properties["json"]["default"] == 1
+        assert "Inner" in schema.definitions
+
+    def test_types_without_a_schema_accept_anything(self):
+        class Opaque:
+            pass
+
+        def takes(thing: Opaque):
+            return thing
+
+        assert parameter_schema(takes).properties["thing"] == {"title": "thing", "position": 0}

@@ -5,8 +5,12 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import re
+import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, Self
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from engine.exceptions import ParameterBindError, ReservedArgumentError, SignatureMismatchError
 
@@ -238,3 +242,111 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
+
+
+# --- parameter schemas ------------------------------------------------------------------------
+
+
+class ParameterSchema(BaseModel):
+    """A JSON schema of a function's parameters (an OpenAPI object schema)."""
+
+    title: Literal["Parameters"] = "Parameters"
+    type: Literal["object"] = "object"
+    properties: dict[str, Any] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    definitions: dict[str, Any] = Field(default_factory=dict)
+
+
+def parameter_docstrings(docstring: str | None) -> dict[str, str]:
+    """Parameter descriptions from a Google-style ``Args:`` section, by name."""
+    found: dict[str, str] = {}
+    in_args = False
+    current = None
+    for line in (docstring or "").splitlines():
+        stripped = line.strip()
+        if stripped in ("Args:", "Arguments:", "Parameters:"):
+            in_args, current = True, None
+            continue
+        if not in_args:
+            continue
+        if stripped and not line.startswith((" ", "\t")):
+            break  # a new section starts at the left margin
+        match = _ARG_LINE.match(stripped)
+        if match and line.startswith(("    ", "\t")) and not line.startswith(("        ", "\t\t")):
+            current = match["name"]
+            found[current] = match["text"].strip()
+        elif current and stripped:
+            found[current] = f"{found[current]} {stripped}".strip()
+    return found
+
+
+_ARG_LINE = re.compile(r"^\*{0,2}(?P<name>\w+)(?:\s*\([^)]*\))?:\s*(?P<text>.*)$")
+
+
+def parameter_schema(fn: Callable[..., Any]) -> ParameterSchema:
+    """The JSON schema of ``fn``'s parameters (a flow's: its function's).
+
+    Each property has its title, type, default and ``position``; a bound
+    ``self`` / ``cls`` is left out; descriptions come from the docstring's
+    ``Args:`` section; a type pydantic cannot describe is shown as any value.
+    """
+    target = getattr(fn, "fn", fn)
+    try:
+        signature = inspect.signature(target, eval_str=True)
+    except Exception:  # an annotation names something not importable here
+        signature = inspect.signature(target)
+    docs = parameter_docstrings(inspect.getdoc(target))
+    fields: dict[str, Any] = {}
+    for position, parameter in enumerate(signature.parameters.values()):
+        if parameter.name in ("self", "cls"):
+            continue
+        fields[parameter.name] = _schema_field(parameter, position, docs)
+    schema = _json_schema(fields)
+    schema["definitions"] = schema.pop("$defs", {})
+    return ParameterSchema(**schema)
+
+
+def _schema_field(
+    parameter: inspect.Parameter, position: int, docs: dict[str, str]
+) -> tuple[Any, Any]:
+    annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
+    field = Field(
+        default=... if parameter.default is parameter.empty else parameter.default,
+        title=parameter.name,
+        description=docs.get(parameter.name),
+        # a name that shadows a BaseModel attribute ("json", "copy") is aliased
+        alias=parameter.name if hasattr(BaseModel, parameter.name) else None,
+        json_schema_extra={"position": position},
+    )
+    try:
+        _json_schema({parameter.name: (annotation, field)})
+    except Exception:  # pydantic cannot describe this type: any value
+        annotation = Any
+    return annotation, field
+
+
+def _json_schema(fields: dict[str, Any]) -> dict[str, Any]:
+    safe = {
+        (f"{name}__" if hasattr(BaseModel, name) else name): spec for name, spec in fields.items()
+    }
+    model = create_model("Parameters", __config__=ConfigDict(arbitrary_types_allowed=True), **safe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # non-serializable defaults are left out
+        schema = model.model_json_schema(by_alias=True)
+    return _defs_as_definitions(schema)
+
+
+def _defs_as_definitions(schema: Any) -> Any:
+    """Rewrite pydantic's ``#/$defs/`` references the way OpenAPI 3.0 names them."""
+    if isinstance(schema, dict):
+        return {
+            key: (
+                value.replace("#/$defs/", "#/definitions/")
+                if key == "$ref" and isinstance(value, str)
+                else _defs_as_definitions(value)
+            )
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_defs_as_definitions(item) for item in schema]
+    return schema
