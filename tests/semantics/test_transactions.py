@@ -5,17 +5,22 @@ the transaction (``txn.set("key", key)``) and hooks read back with
 ``txn.get("key")``: a hook sees its parent transaction's values.
 """
 
+import asyncio
+import time
 import uuid
 
 import pytest
 
 from engine import flow, task
 from engine.cache_policies import INPUTS
+from engine.exceptions import ConfigurationError
+from engine.results import ResultStore, get_result_store
 from engine.transactions import (
     CommitMode,
     IsolationLevel,
     Transaction,
     TransactionState,
+    atransaction,
     get_transaction,
     transaction,
 )
@@ -426,3 +431,100 @@ class TestSubmittedTaskSeesATransaction:
                 return reports_its_transaction.submit().result()
 
         assert pipeline() is True
+
+
+# --- async transactions -------------------------------------------------------------------
+
+
+@flow
+async def async_pipeline(key, fail=False):
+    async with atransaction() as txn:
+        txn.set("key", key)
+        step_a(key)
+        step_b.submit(key).wait()
+        if fail:
+            raise QualityError("bad data")
+    return txn.state
+
+
+class TestAsyncTransactions:
+    def test_an_async_block_commits_the_task_runs_inside(self, key):
+        assert asyncio.run(async_pipeline(key)) == TransactionState.COMMITTED
+        assert _hook_events(key) == [("commit", "a"), ("commit", "b")]
+
+    def test_an_async_block_that_raises_rolls_them_back(self, key):
+        with pytest.raises(QualityError):
+            asyncio.run(async_pipeline(key, fail=True))
+        assert _hook_events(key) == [("rollback", "b"), ("rollback", "a")]
+
+    def test_a_keyed_async_block_starts_committed_the_second_time(self, key):
+        txn_key = f"txn-{uuid.uuid4().hex}"
+
+        @flow
+        async def idempotent():
+            async with atransaction(key=txn_key) as txn:
+                if txn.is_committed():
+                    return (await txn.read()).result
+                txn.stage("written once")
+                record(key, "work")
+            return "first"
+
+        assert [asyncio.run(idempotent()), asyncio.run(idempotent())] == [
+            "first",
+            "written once",
+        ]
+        assert recorded(key) == ["work"]
+
+
+# --- SERIALIZABLE: one holder of a key at a time, across threads and worker processes ------
+
+
+def _wait_until(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the other task run"
+        time.sleep(0.02)
+
+
+@task
+def hold_key_until_the_other_waits(key):
+    with transaction(key=f"serial-{key}", isolation_level=IsolationLevel.SERIALIZABLE) as txn:
+        record(key, "first enters")
+        _wait_until(lambda: "second waits" in recorded(key))
+        txn.stage("first")
+        record(key, "first leaves")
+
+
+@task
+def take_key_after_the_first(key):
+    _wait_until(lambda: "first enters" in recorded(key))
+    assert get_result_store().is_locked(f"serial-{key}")  # held by the other run
+    record(key, "second waits")
+    with transaction(
+        key=f"serial-{key}", isolation_level=IsolationLevel.SERIALIZABLE, overwrite=True
+    ) as txn:
+        record(key, "second enters")
+        txn.stage("second")
+    return txn.read().result
+
+
+class TestSerializable:
+    def test_a_second_holder_of_the_key_waits_for_the_first_to_commit(self, key):
+        @flow
+        def contend():
+            first = hold_key_until_the_other_waits.submit(key)
+            second = take_key_after_the_first.submit(key)
+            first.wait()
+            return second.result()
+
+        assert contend() == "second"
+        assert recorded(key) == ["first enters", "second waits", "first leaves", "second enters"]
+
+    def test_a_store_without_a_lock_manager_refuses_serializable(self):
+        with pytest.raises(ConfigurationError, match="SERIALIZABLE is not supported"):
+            with transaction(
+                key=f"k-{uuid.uuid4().hex}",
+                store=ResultStore(),
+                isolation_level=IsolationLevel.SERIALIZABLE,
+            ):
+                pass
