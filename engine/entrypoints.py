@@ -125,7 +125,10 @@ def safe_load_flow(entrypoint: str) -> Any:
 
 def _evaluates(node: ast.expr, namespace: dict[str, Any]) -> bool:
     try:
-        eval(compile(ast.Expression(node), "<celerity-entrypoint>", "eval"), namespace)
+        eval(
+            compile(ast.Expression(node), "<celerity-entrypoint>", "eval", dont_inherit=True),
+            namespace,
+        )
     except Exception:  # it needs something this process does not have
         return False
     return True
@@ -160,7 +163,9 @@ def _load_sanitized(function: FunctionNode, namespace: dict[str, Any]) -> Any:
     _sanitize(function, namespace)
     try:
         module = ast.Module(body=[function], type_ignores=[])
-        exec(compile(module, "<celerity-entrypoint>", "exec"), namespace)
+        # dont_inherit: this module's ``from __future__ import annotations`` must
+        # not turn the user's annotations into strings.
+        exec(compile(module, "<celerity-entrypoint>", "exec", dont_inherit=True), namespace)
     except Exception as exc:  # a decorator argument needs what is missing
         logger.debug("Could not define %s from its source: %s", function.name, exc)
         return None

@@ -8,6 +8,8 @@ dependency missing), their ``@flow`` options read from source, and
 from __future__ import annotations
 
 import asyncio
+import datetime
+import inspect
 import logging
 import sys
 import textwrap
@@ -131,7 +133,10 @@ class TestSafeLoad:
         path = script(tmp_path, MISSING_DEPENDENCY)
         rebuilt = safe_load_flow_from_entrypoint(f"{path}:dog")
         assert rebuilt is not None
-        # datetime is importable, so that annotation is kept and validated
+        # datetime is importable, so that annotation is kept (evaluated, not a string)
+        parameters = inspect.signature(rebuilt.fn).parameters
+        assert parameters["when"].annotation is datetime.date
+        assert parameters["kind"].annotation is inspect.Parameter.empty
         assert rebuilt("2024-01-02", "kind")[0].isoformat() == "2024-01-02"
 
     def test_a_flow_whose_decorator_needs_what_is_missing_is_none(self, tmp_path):

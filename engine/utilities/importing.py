@@ -234,7 +234,9 @@ def _run_import(
 
 def _run_quietly(node: ast.stmt, namespace: dict[str, Any]) -> None:
     try:
-        code = compile(ast.Module(body=[node], type_ignores=[]), "<celerity-safe-load>", "exec")
+        module = ast.Module(body=[node], type_ignores=[])
+        # dont_inherit: this module's future imports must not apply to user code
+        code = compile(module, "<celerity-safe-load>", "exec", dont_inherit=True)
         exec(code, namespace)
     except Exception:  # a definition that needs what is missing is left out
         return
