@@ -190,6 +190,10 @@ class CeleritySettings(BaseSettings):
     logging_level: str = Field(
         default="INFO", description="Level of the celerity loggers (run loggers included)."
     )
+    debug_mode: bool = Field(
+        default=False,
+        description="Log at DEBUG whatever logging_level says (read when logging is set up).",
+    )
     logging_settings_path: str | None = Field(
         default=None,
         description="A logging.config dictConfig file (JSON, or YAML with PyYAML) to use instead "

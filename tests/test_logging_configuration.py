@@ -22,6 +22,7 @@ from engine.logging.configuration import (
 )
 from engine.logging.handlers import RunStoreHandler, SafeStreamHandler
 from engine.settings import (
+    PREFECT_DEBUG_MODE,
     PREFECT_LOGGING_EXTRA_LOGGERS,
     PREFECT_LOGGING_LEVEL,
     PREFECT_LOGGING_SETTINGS_PATH,
@@ -57,6 +58,11 @@ class TestLoad:
         assert config["loggers"]["celerity"]["level"] == "WARNING"
         assert config["disable_existing_loggers"] is False
         assert "root" not in config  # the application's root logger is its own
+
+    def test_debug_mode_logs_at_debug(self) -> None:
+        with temporary_settings({PREFECT_LOGGING_LEVEL: "ERROR", PREFECT_DEBUG_MODE: True}):
+            config = load_logging_config(DEFAULT_LOGGING_SETTINGS_PATH)
+        assert config["loggers"]["celerity"]["level"] == "DEBUG"
 
     def test_settings_are_named_by_env_var_or_prefect_name(self, tmp_path: Path) -> None:
         path = _write(

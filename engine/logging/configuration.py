@@ -119,6 +119,8 @@ def _template_values() -> dict[str, str]:
     for setting in SETTINGS.values():
         if setting.field is not None:
             values[setting.name] = _text(getattr(settings, setting.field))
+    if settings.debug_mode:
+        values[f"{ENV_PREFIX}LOGGING_LEVEL"] = values["PREFECT_LOGGING_LEVEL"] = "DEBUG"
     # logging takes level names in capitals only; the setting may be "info"
     return {
         name: value.upper() if name.endswith("_LEVEL") else value for name, value in values.items()

@@ -142,6 +142,7 @@ def _fields() -> list[Setting]:
         Setting("PREFECT_TASKS_DISABLE_CACHING", "disable_caching"),
         Setting("PREFECT_LOGGING_LOG_PRINTS", "log_prints"),
         Setting("PREFECT_LOGGING_LEVEL", "logging_level"),
+        Setting("PREFECT_DEBUG_MODE", "debug_mode"),
         Setting("PREFECT_LOGGING_COLORS", "logging_colors"),
         Setting("PREFECT_LOGGING_SETTINGS_PATH", "logging_settings_path", convert=Path, store=str),
         Setting(
