@@ -488,6 +488,12 @@ async def aget_default_result_storage() -> ResultStorage:
     return get_default_result_storage()
 
 
+async def aget_or_create_default_task_scheduling_storage() -> ResultStorage:
+    """``get_or_create_default_task_scheduling_storage`` for coroutines."""
+    return get_default_result_storage()
+
+
+@async_dispatch(aget_or_create_default_task_scheduling_storage)
 def get_or_create_default_task_scheduling_storage() -> ResultStorage:
     """Where background task runs keep their parameters: the default storage here."""
     return get_default_result_storage()

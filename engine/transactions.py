@@ -502,7 +502,8 @@ class AsyncTransaction(BaseTransaction):
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._token is None:
             raise RuntimeError("Transaction exited without being entered.")
-        await asyncio.to_thread(self._wait_for_submitted, exc_type)
+        if self._submitted.pending:  # waiting blocks: keep it off the event loop
+            await asyncio.to_thread(self._wait_for_submitted, exc_type)
         try:
             if exc_type is not None:
                 await self.rollback()
@@ -575,6 +576,11 @@ class _SubmittedRuns:
     def __init__(self) -> None:
         self._pending = 0
         self._changed = threading.Condition()
+
+    @property
+    def pending(self) -> int:
+        """How many submitted runs are not settled yet."""
+        return self._pending
 
     def add(self) -> None:
         with self._changed:
