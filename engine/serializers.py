@@ -284,6 +284,18 @@ def resolve_serializer(value: Any) -> Serializer:
     return cls.model_validate(spec)
 
 
+def serializer_of(run_owner: Any) -> Serializer | None:
+    """The serializer a task or flow asks for with ``result_serializer`` (None: the default).
+
+    What the engines pass to ``ResultStorage.write`` for a run's result.
+    """
+    chosen = getattr(run_owner, "result_serializer", None)
+    if chosen is None:
+        return None
+    serializer = resolve_serializer(chosen)
+    return None if is_default_serializer(serializer) else serializer
+
+
 def is_default_serializer(serializer: Serializer | None) -> bool:
     """True for the serializer results use unless told otherwise (cloudpickle)."""
     return serializer is None or serializer == _DEFAULT
@@ -303,4 +315,5 @@ __all__ = [
     "json_object_decoder",
     "json_object_encoder",
     "resolve_serializer",
+    "serializer_of",
 ]

@@ -187,3 +187,14 @@ def test_subclasses_register_their_type_name():
     assert (
         resolve_serializer("upper-test").loads(resolve_serializer("upper-test").dumps("a")) == "A"
     )
+
+
+def test_a_run_owner_names_its_serializer():
+    from types import SimpleNamespace
+
+    from engine.serializers import serializer_of
+
+    assert serializer_of(SimpleNamespace(result_serializer=None)) is None
+    assert serializer_of(SimpleNamespace(result_serializer="pickle")) is None
+    assert serializer_of(SimpleNamespace(result_serializer="json")) == JSONSerializer()
+    assert serializer_of(object()) is None
