@@ -205,3 +205,41 @@ class TestConsoleHandler:
         handler = ConsoleHandler(styles={"log.number": "red"}, level=logging.WARNING)
         assert handler.level == logging.WARNING
         assert handler.console.get_style("log.number").color is not None
+
+
+class TestPatchPrint:
+    """``patch_print()`` without an answer follows the run context's log_prints."""
+
+    def _context(self, log_prints: bool):
+        from engine.context import TaskRunContext
+        from engine.schemas import TaskRun
+
+        task = SimpleNamespace(name="printer")
+        run = TaskRun(name="printer-0", flow_run_id=uuid.uuid4())
+        return TaskRunContext(task=task, task_run=run, log_prints=log_prints), run
+
+    def test_prints_become_run_log_lines_when_the_run_wants_it(
+        self, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from engine.logging import patch_print
+
+        context, run = self._context(log_prints=True)
+        with caplog.at_level(logging.INFO, logger="celerity"), patch_print(), context:
+            print("to the log")
+        assert "to the log" not in capsys.readouterr().out
+        record = next(r for r in caplog.records if r.getMessage() == "to the log")
+        assert record.name == "celerity.task_runs"
+        assert record.task_run_id == str(run.id)  # type: ignore[attr-defined]
+
+    def test_prints_stay_prints_when_it_does_not(
+        self, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from engine.logging import patch_print
+
+        context, _ = self._context(log_prints=False)
+        with caplog.at_level(logging.INFO, logger="celerity"), patch_print(), context:
+            print("to stdout")
+        with patch_print():
+            print("no run")
+        assert capsys.readouterr().out == "to stdout\nno run\n"
+        assert "to stdout" not in caplog.text
