@@ -317,11 +317,10 @@ class Flow(DecoratedFunction, Generic[P, R]):
             except ValidationError as exc:
                 if value is default:
                     continue
-                reasons = "; ".join(error["msg"] for error in exc.errors())
-                problems.append(f"parameter {name!r} (got {value!r}): {reasons}")
+                problems.extend(_problems(name, value, exc))
         if problems:
             raise ParameterTypeError(
-                f"Flow {self.name!r} received invalid parameters: " + " | ".join(problems)
+                "Flow run received invalid parameters:\n - " + "\n - ".join(problems)
             )
         return validated
 
@@ -465,6 +464,15 @@ def _check_validatable(fn: Callable[..., Any]) -> None:
             f"{sorted(clash)} are reserved by the validator. "
             "Disable validation or change the argument names."
         )
+
+
+def _problems(name: str, value: Any, exc: ValidationError) -> list[str]:
+    """One line per validation error: where in the parameter, what is wrong, what was given."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in (name, *error["loc"]))
+        lines.append(f"{where}: {error['msg']} (got {value!r})")
+    return lines
 
 
 def _is_deferred(value: Any) -> bool:
