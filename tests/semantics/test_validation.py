@@ -27,6 +27,11 @@ def typed_recording_flow(key: str, count: int):
     return count
 
 
+@flow
+def two_typed_flow(count: int, sizes: list[int]):
+    return count
+
+
 @flow(validate_parameters=False)
 def unvalidated_flow(count: int):
     return count, type(count).__name__
@@ -73,3 +78,10 @@ class TestParameterValidation:
         value, type_name = unvalidated_flow("3")
         assert value == "3"
         assert type_name == "str"
+
+    def test_every_invalid_parameter_is_named_with_its_location(self):
+        state = two_typed_flow("x", [1, "y"], return_state=True)
+        assert state.is_failed()
+        assert "Flow run received invalid parameters:" in state.message
+        assert " - count: Input should be a valid integer" in state.message
+        assert " - sizes.1: Input should be a valid integer" in state.message
