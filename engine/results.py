@@ -103,8 +103,13 @@ class ResultRecordMetadata(BaseModel):
         return resolve_serializer(value)
 
     def is_expired(self) -> bool:
-        """True once ``expiration`` has passed."""
-        return self.expiration is not None and self.expiration <= _utcnow()
+        """True once ``expiration`` has passed (a naive expiration is read as UTC)."""
+        expiration = self.expiration
+        if expiration is None:
+            return False
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=datetime.UTC)
+        return expiration <= _utcnow()
 
 
 def _utcnow() -> datetime.datetime:
