@@ -26,7 +26,7 @@ from engine.context import TaskRunContext, serialize_context
 from engine.futures import BaseFuture, FutureList, PrefectConcurrentFuture, wait
 from engine.proposals import propose_task_run_state
 from engine.schemas import RunLog, TaskRun
-from engine.states import Cancelled, Crashed, NotReady, State
+from engine.states import Cancelled, Crashed, Failed, NotReady, State
 from engine.store import get_store
 from engine.utilities.collections import visit_collection
 
@@ -199,6 +199,12 @@ class TaskRunner(ABC):
         from engine.task_engine import failed_upstreams
 
         try:
+            if wait_for is not None and _waits_for_itself(wait_for, future):
+                deadlock = _deadlock(task_run)
+                in_effect = propose_final(task_run, deadlock)
+                # The store's answer is a copy without the exception: keep ours.
+                future.set_final_state(deadlock if in_effect.id == deadlock.id else in_effect)
+                return
             failed = failed_upstreams(parameters, wait_for)
             if failed:
                 future.set_final_state(mark_not_ready(task_run, failed[0]))
@@ -206,6 +212,22 @@ class TaskRunner(ABC):
             self.dispatch(task, task_run, parameters, future, context)
         except Exception as exc:  # a runner bug must still finish the future
             future.set_final_state(_mark_crashed(task_run, exc))
+
+
+def _waits_for_itself(wait_for: Any, future: BaseFuture[Any]) -> bool:
+    # ``wait_for`` may be a list the caller appends this very future to after
+    # submitting it (a queue of earlier runs): read it again now.
+    from engine.task_engine import upstream_futures
+
+    return any(upstream is future for upstream in upstream_futures(wait_for))
+
+
+def _deadlock(task_run: TaskRun) -> State[Any]:
+    error = ValueError(
+        f"Task run {task_run.name!r} waits for itself (its own future is in its wait_for): "
+        "it would deadlock."
+    )
+    return Failed(message=str(error), data=error)
 
 
 def _expanded(parameters: Mapping[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -138,3 +138,20 @@ class TestNestedSubmission:
         # Then the inner run got a thread of its own and both finished
         assert value == 42
         assert ran_in and ran_in[0].startswith("celerity-task")
+
+
+class TestWaitingForItself:
+    def test_a_run_whose_wait_for_holds_its_own_future_fails_instead_of_hanging(self):
+        from engine import flow
+
+        # Given runs that each wait for the whole queue, which each joins after submitting
+        @flow
+        def queue_flow():
+            queue: list = []
+            for i in range(3):
+                queue.append(add.submit(i, wait_for=queue if queue else []))
+            return [future.result() for future in queue]
+
+        # Then the second run finds itself in its wait_for: a deadlock, reported
+        with pytest.raises(ValueError, match="waits for itself"):
+            queue_flow()
