@@ -204,6 +204,8 @@ def _announce(env: Mapping[str, str], workers: int, say: Callable[[str], None]) 
     say(f"export CELERITY_BROKER_URL={url}")
     if env[SIGNING_KEY_ENV] != os.environ.get(SIGNING_KEY_ENV):  # made for this session
         say(f"export {SIGNING_KEY_ENV}={env[SIGNING_KEY_ENV]}")
+    if env.get("CELERITY_WORKER_EVENTS", "").strip().lower() in ("1", "true", "yes", "on"):
+        say("Events are on: celery -A workers.celery_app events (or flower) shows the fleet.")
 
 
 def _watch(group: ProcessGroup, say: Callable[[str], None]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -100,6 +101,36 @@ def test_worker_events_setting_reaches_celery_config(monkeypatch: pytest.MonkeyP
     assert off["worker_send_task_events"] is False and off["task_send_sent_event"] is False
 
 
+def test_dash_e_turns_events_on_for_the_process_and_its_children(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from broker_config.settings import get_settings, reset_settings
+    from celerity.cli import main
+    from celerity.cli_fleet import use_events
+    from workers.dev import _announce
+
+    for command in (["worker", "start"], ["coordinator", "start"], ["dev"]):
+        shown = CliRunner().invoke(main, [*command, "--help"])
+        assert "-E, --events" in shown.output, (command, shown.output)
+
+    # set first, so that monkeypatch restores the environment after use_events writes to it
+    monkeypatch.setenv("CELERITY_WORKER_EVENTS", "false")
+    reset_settings()
+    assert get_settings().worker_events is False
+    use_events(True)  # what -E does before the worker, coordinator or dev fleet starts
+    assert os.environ["CELERITY_WORKER_EVENTS"] == "true" and get_settings().worker_events
+
+    said: list[str] = []
+    env = {"CELERITY_BROKER_URL": "redis://h:1/0", "CELERITY_SIGNING_KEY": "k"}
+    _announce({**env, "CELERITY_WORKER_EVENTS": "true"}, 1, said.append)
+    assert any("celery -A workers.celery_app" in line for line in said), said
+    said.clear()
+    _announce(env, 1, said.append)
+    assert not any("celery -A" in line for line in said), said
+
+
 def test_tools_app_is_not_a_worker_and_cannot_sign(tmp_path: Path) -> None:
     env = _tools_env("redis://127.0.0.1:1/0")
     env.pop("CELERITY_SIGNING_KEY")  # a monitor needs no key
@@ -118,6 +149,38 @@ def test_tools_app_is_not_a_worker_and_cannot_sign(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
                             text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"  # nothing it sends can be a signed job
+
+
+def test_a_queued_job_waits_in_the_list_named_after_its_queue(redis_url: str) -> None:
+    """What KEDA's ScaledObject measures (deploy/kubernetes/keda): the queue's Redis list,
+    holding jobs labelled with their task, flow run and task run ids."""
+    from broker_config.settings import CeleritySettings
+    from workers.app import create_app
+    from workers.execution import publish_envelope
+    from workers.protocol import Envelope, RunEntry
+
+    url = redis_url.rsplit("/", 1)[0] + "/7"  # a database no worker consumes
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    settings = CeleritySettings(broker_url=url, signing_key=_tools_env(url)["CELERITY_SIGNING_KEY"])
+    app = create_app(settings)
+    flow_run_id, runs = uuid.uuid4(), [RunEntry(uuid.uuid4(), "") for _ in range(12)]
+    envelope = Envelope("square", {}, {"flow_run": {"id": str(flow_run_id)}}, None, tuple(runs))
+    try:
+        publish_envelope(app, envelope)
+        assert client.llen(settings.default_queue) == 1
+        headers = json.loads(client.lindex(settings.default_queue, 0))["headers"]
+    finally:
+        app.close()
+        client.flushdb()
+        client.close()
+
+    assert headers["task"] == "celerity.run_tasks"
+    assert headers["shadow"] == "celerity.run_tasks:square"
+    label = headers["argsrepr"]
+    assert label.startswith(f"square x12 of flow run {flow_run_id}: task runs [")
+    assert all(str(run.id) in label for run in runs[:10]) and str(runs[10].id) not in label
+    assert label.endswith(", +2 more]"), label
 
 
 # --- on a fleet with events and remote control -------------------------------------------------
