@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from engine.context import FlowRunContext
 from engine.states import Cancelled, Completed, Failed, Pending, State
 from engine.utilities.collections import visit_collection
 
@@ -114,6 +115,10 @@ class BaseFuture(Generic[R]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the run is final or ``timeout`` seconds pass."""
+        self._wait(timeout)
+        raise_if_suspension_requested()
+
+    def _wait(self, timeout: float | None) -> None:
         if self.done():
             return
         deadline = _deadline(timeout)
@@ -150,6 +155,17 @@ class BaseFuture(Generic[R]):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BaseFuture) and other.task_run_id == self.task_run_id
+
+
+def raise_if_suspension_requested() -> None:
+    """Raise Pause when the current flow run was asked to suspend (checked at every wait).
+
+    A flow run context may carry a ``flow_run_suspension_request``; waiting on
+    a future is a point where the flow run can stop, as in Prefect.
+    """
+    request = getattr(FlowRunContext.get(), "flow_run_suspension_request", None)
+    if request is not None:
+        request.raise_if_requested()
 
 
 def _call_all(callbacks: list[Callable[[Any], None]], future: BaseFuture[Any]) -> None:
@@ -251,9 +267,10 @@ class PrefectDistributedFuture(BaseFuture[R]):
         while not self._complete_from_store():
             remaining = _remaining(deadline)
             if remaining == 0.0:
-                return
-            super().wait(interval if remaining is None else min(interval, remaining))
+                break
+            self._wait(interval if remaining is None else min(interval, remaining))
             interval = min(interval * 2, self.MAX_POLL_SECONDS)
+        raise_if_suspension_requested()
 
     def _complete_from_store(self) -> bool:
         if self.done():
@@ -378,6 +395,7 @@ def wait(
     deadline = _deadline(timeout)
     for future in unique:
         future.wait(_remaining(deadline))
+    raise_if_suspension_requested()
     if timeout is None:  # each wait() returned, so each future is final
         return DoneAndNotDoneFutures(unique, set())
     done = {f for f in unique if f.done()}

@@ -266,3 +266,40 @@ class TestFuturesFromTheStore:
         assert future.flow_run_id == state.state_details.flow_run_id
         assert future.result(timeout=10) == 42
         assert PrefectFlowRunFuture(uuid.uuid4()).state.is_pending()
+
+
+class TestSuspensionRequests:
+    def test_waiting_on_a_future_is_where_a_requested_suspension_stops_the_flow(self):
+        from engine.exceptions import Pause
+        from engine.states import Suspended
+
+        class Request:
+            """A flow run's suspension request, as the flow run context carries it."""
+
+            state = None
+
+            def raise_if_requested(self):
+                if self.state is not None:
+                    raise Pause(state=self.state)
+
+        @flow
+        def suspendable(method: str) -> str:
+            from engine.context import FlowRunContext
+
+            request = Request()
+            FlowRunContext.get().flow_run_suspension_request = request
+            future, wrapped = concurrent_future()
+            wrapped.set_result("done")
+            future.wait()  # nothing requested yet: returns
+            request.state = Suspended()
+            if method == "wait":
+                future.wait(timeout=0.01)
+            elif method == "result":
+                future.result(timeout=0.01)
+            else:
+                wait([future], timeout=0.01)
+            return "not suspended"
+
+        for method in ("wait", "result", "module wait"):
+            with pytest.raises(Pause):
+                suspendable(method)
