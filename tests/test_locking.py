@@ -179,3 +179,40 @@ class TestIdentity:
             RedisLockManager(url="redis://h:1/0"),
         ):
             assert isinstance(manager, LockManager)
+
+
+DIE_HOLDING = """
+import os, sys
+from engine.locking import RedisLockManager
+manager = RedisLockManager(url=sys.argv[1], lease_seconds=2.0)
+assert manager.acquire_lock(sys.argv[2], holder="doomed")
+os._exit(0)  # dies holding the lock, as a SIGKILLed worker would
+"""
+
+
+class TestRedisLeases:
+    def test_a_lock_held_by_a_live_process_is_renewed_past_its_lease(self, redis_url, key):
+        holder = RedisLockManager(url=redis_url, lease_seconds=0.6)
+        other = RedisLockManager(url=redis_url)
+        try:
+            holder.acquire_lock(key, holder="alive")
+            # Several leases long: only renewal keeps it held that long.
+            assert other.acquire_lock(key, holder="other", acquire_timeout=2.0) is False
+            holder.release_lock(key, holder="alive")
+            assert other.acquire_lock(key, holder="other", acquire_timeout=5.0)
+            other.release_lock(key, holder="other")
+        finally:
+            holder.close()
+            other.close()
+
+    def test_a_lock_whose_holder_died_lapses_within_a_lease(self, redis_url, key):
+        subprocess.run(
+            [sys.executable, "-c", DIE_HOLDING, redis_url, key], cwd=ROOT, timeout=60, check=True
+        )
+        manager = RedisLockManager(url=redis_url)
+        try:
+            assert manager.is_locked(key)
+            assert manager.acquire_lock(key, holder="survivor", acquire_timeout=30)
+            manager.release_lock(key, holder="survivor")
+        finally:
+            manager.close()

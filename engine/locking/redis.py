@@ -3,10 +3,16 @@
 With this manager ``IsolationLevel.SERIALIZABLE`` holds across workers,
 coordinators and hosts: a transaction on a key waits for any other holder of
 that key anywhere in the fleet.
+
+A lock taken without a ``hold_timeout`` is a lease: it expires after
+``lease_seconds`` unless renewed, and a thread of the holding process renews
+it every third of that while it is held. A holder that dies (a SIGKILLed
+worker) so frees its keys within one lease instead of locking them for ever.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from engine.locking._polling import apoll, poll
@@ -30,12 +36,17 @@ class RedisLockManager:
         url: str | None = None,
         client: redis_lib.Redis | None = None,
         prefix: str = "celerity",
+        lease_seconds: float = 30.0,
     ) -> None:
         if url is None and client is None:
             raise ValueError("RedisLockManager needs a url or a client.")
         self.url = url
         self.prefix = prefix
+        self.lease_seconds = lease_seconds
         self._client = client
+        self._leases: dict[str, str] = {}  # key -> holder, for the locks renewed here
+        self._leases_changed = threading.Condition()
+        self._renewer: threading.Thread | None = None
 
     @property
     def client(self) -> redis_lib.Redis:
@@ -56,7 +67,48 @@ class RedisLockManager:
     def _try_acquire(self, key: str, holder: str, hold_timeout: float | None) -> bool:
         if self.is_lock_holder(key, holder):
             return True
-        return bool(self._lock(key, hold_timeout).acquire(blocking=False, token=holder))
+        leased = hold_timeout is None
+        lock = self._lock(key, self.lease_seconds if leased else hold_timeout)
+        if not lock.acquire(blocking=False, token=holder):
+            return False
+        if leased:
+            self._renew_while_held(key, holder)
+        return True
+
+    # --- leases ----------------------------------------------------------------------------
+
+    def _renew_while_held(self, key: str, holder: str) -> None:
+        with self._leases_changed:
+            self._leases[key] = holder
+            if self._renewer is None or not self._renewer.is_alive():
+                self._renewer = threading.Thread(
+                    target=self._renew_leases, name="celerity-lock-renewer", daemon=True
+                )
+                self._renewer.start()
+
+    def _forget_lease(self, key: str) -> None:
+        with self._leases_changed:
+            self._leases.pop(key, None)
+            self._leases_changed.notify_all()
+
+    def _renew_leases(self) -> None:
+        """Reset the expiry of every lock held here, every third of a lease, while any is."""
+        from redis.exceptions import LockError, RedisError
+
+        while True:
+            with self._leases_changed:
+                self._leases_changed.wait(self.lease_seconds / 3)
+                if not self._leases:
+                    self._renewer = None
+                    return
+                held = dict(self._leases)
+            for key, holder in held.items():
+                try:
+                    self._renew(key, holder)
+                except LockError:
+                    self._forget_lease(key)  # lapsed and taken by someone else
+                except RedisError:
+                    pass  # Redis away for a moment: the next round tries again
 
     def acquire_lock(
         self,
@@ -78,6 +130,11 @@ class RedisLockManager:
         """``acquire_lock`` for coroutines."""
         return await apoll(lambda: self._try_acquire(key, holder, hold_timeout), acquire_timeout)
 
+    def _renew(self, key: str, holder: str) -> None:
+        lock = self._lock(key, self.lease_seconds)
+        lock.local.token = holder.encode()  # renew as the holder, whoever took it
+        lock.reacquire()
+
     def release_lock(self, key: str, holder: str) -> None:
         """Release ``holder``'s lock on ``key``; ValueError if it does not hold it."""
         from redis.exceptions import LockError
@@ -86,6 +143,9 @@ class RedisLockManager:
             self._lock(key).do_release(expected_token=holder)
         except LockError:
             raise ValueError(f"No lock held by {holder} for transaction with key {key}") from None
+        finally:
+            if self._leases.get(key) == holder:
+                self._forget_lease(key)
 
     def is_locked(self, key: str) -> bool:
         """True while someone holds the lock on ``key`` (Redis expires lapsed ones)."""
@@ -105,9 +165,15 @@ class RedisLockManager:
 
     def close(self) -> None:
         """Close the client this manager made (a client passed in is left open)."""
+        self._forget_all_leases()
         if self._client is not None and self.url is not None:
             self._client.close()
             self._client = None
+
+    def _forget_all_leases(self) -> None:
+        with self._leases_changed:
+            self._leases.clear()
+            self._leases_changed.notify_all()
 
     def __eq__(self, other: Any) -> bool:
         if not isinstance(other, RedisLockManager):
