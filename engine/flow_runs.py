@@ -164,18 +164,38 @@ def _fits(value: Any, schema: dict[str, Any]) -> bool:
     return False
 
 
+class SuspendNotSupportedError(RuntimeError, CelerityException):
+    """suspend_flow_run() was called: Celerity has no deployment to restart a run from."""
+
+
 @sync_compatible
-def suspend_flow_run(*args: Any, **kwargs: Any) -> None:
-    """Not supported: suspending needs a deployment to reschedule the run from."""
-    raise CelerityException(
-        "suspend_flow_run() is not supported: Celerity has no deployments to restart a "
-        "suspended run from. Use pause_flow_run(), which keeps the flow run's process waiting."
+def suspend_flow_run(
+    wait_for_input: Any = None,
+    flow_run_id: uuid.UUID | str | None = None,
+    timeout: int | None = 3600,
+    key: str | None = None,
+    client: Any = None,
+) -> None:
+    """Not supported: raises SuspendNotSupportedError (a RuntimeError), as Prefect does without a
+    deployment. A suspended run's process exits and a deployment starts it again on resume;
+    Celerity has no deployments. ``pause_flow_run()`` keeps the process waiting instead.
+    """
+    ctx = FlowRunContext.get()
+    if flow_run_id is None:
+        if TaskRunContext.get() is not None:
+            raise SuspendNotSupportedError("Cannot suspend task runs.")
+        if ctx is not None and ctx.flow_run.parent_task_run_id is not None:
+            raise SuspendNotSupportedError("Cannot suspend subflows.")
+    raise SuspendNotSupportedError(
+        "Cannot suspend flows without a deployment. Celerity has no deployments to restart "
+        "a suspended run from: use pause_flow_run(), which keeps the flow run's process waiting."
     )
 
 
 __all__ = [
     "FlowPauseTimeout",
     "NotPausedError",
+    "SuspendNotSupportedError",
     "pause_flow_run",
     "resume_flow_run",
     "suspend_flow_run",

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from engine import flow, pause_flow_run, resume_flow_run, task
+from engine import flow, pause_flow_run, resume_flow_run, suspend_flow_run, task
 from engine.context import FlowRunContext
 from engine.input import RunInput
 from engine.store import get_store
@@ -143,3 +143,36 @@ class TestPauseKeys:
         resume_flow_run(run_id, run_input={"approved": True})
         thread.join(20)
         assert outcome["state"].result() == (7, True)
+
+
+@flow
+def suspends():
+    suspend_flow_run()
+
+
+@flow
+def parent_of_suspending_subflow():
+    suspends()
+
+
+@flow
+async def suspends_async():
+    await suspend_flow_run()
+
+
+class TestSuspend:
+    """Suspending needs a deployment to restart the run from; Celerity has none."""
+
+    def test_a_flow_cannot_suspend(self):
+        with pytest.raises(RuntimeError, match="without a deployment.*pause_flow_run"):
+            suspends()
+
+    def test_an_async_flow_cannot_suspend(self):
+        import asyncio
+
+        with pytest.raises(RuntimeError, match="without a deployment"):
+            asyncio.run(suspends_async())
+
+    def test_a_subflow_cannot_suspend(self):
+        with pytest.raises(RuntimeError, match="Cannot suspend subflows"):
+            parent_of_suspending_subflow()
