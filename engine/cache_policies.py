@@ -359,8 +359,14 @@ DEFAULT = INPUTS + TASK_SOURCE + RUN_ID
 
 
 def task_input_hash(context: Any, arguments: dict[str, Any]) -> str | None:
-    """A ``cache_key_fn`` keyed on the task and its inputs (the seed API's helper)."""
-    return hash_objects(context.task.task_key, arguments) or None
+    """A ``cache_key_fn`` keyed on the task, its code and its inputs (the seed API's helper).
+
+    The function's bytecode is part of the key, so changing what the task does
+    (even under the same name) misses the cache. None if the inputs cannot be hashed.
+    """
+    code = getattr(getattr(context.task, "fn", None), "__code__", None)
+    code_hex = code.co_code.hex() if code is not None else ""
+    return hash_objects(context.task.task_key, code_hex, arguments) or None
 
 
 __all__ = [

@@ -166,3 +166,25 @@ class TestConfiguration:
     def test_adding_policies_configured_differently_is_refused(self, option, message):
         with pytest.raises(ValueError, match=message):
             INPUTS.configure(**{option: "one"}) + TASK_SOURCE.configure(**{option: "other"})
+
+
+class TestTaskInputHash:
+    def test_the_key_follows_the_task_code_and_inputs(self):
+        from engine.cache_policies import task_input_hash
+
+        def same(x):
+            return x
+
+        def changed(x):
+            return x + 1
+
+        def key(fn, task_key="t", **arguments):
+            return task_input_hash(
+                SimpleNamespace(task=SimpleNamespace(task_key=task_key, fn=fn)), arguments
+            )
+
+        assert key(same, x=1) == key(same, x=1)
+        assert key(same, x=1) != key(same, x=2)
+        assert key(same, x=1) != key(changed, x=1)
+        assert key(same, x=1) != key(same, task_key="other", x=1)
+        assert key(same, lock=threading.Lock()) is None
