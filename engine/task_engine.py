@@ -1,33 +1,34 @@
 """The task run state machine: one handler per outcome, driven by a short loop.
 
-``TaskRunEngine`` moves one task run through Pending -> Running -> (Retrying
-...) -> Completed / Failed / TimedOut / Crashed by proposing each state to the
-run store. ``run_task_sync`` / ``run_task_async`` / the generator variants drive
-it in this process; ``begin_task_run`` drives it on a worker from a serialized
-context.
+A task run moves Pending -> Running -> (AwaitingRetry / Retrying ...) ->
+Completed / Failed / TimedOut / Crashed by proposing each state to the run
+store. ``SyncTaskRunEngine`` and ``AsyncTaskRunEngine`` (the shared parts in
+``BaseTaskRunEngine`` and ``engine.run_engine``) hold one run; ``run_task_sync``
+/ ``run_task_async`` / the generator variants drive one in this process, and
+``begin_task_run`` drives one on a worker from a serialized context. The input
+graph (upstream futures, failed upstreams, resolving arguments) lives in
+``engine.task_inputs``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import datetime
 import random
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
 from typing import Any
 
-from engine.annotations import allow_failure, quote, unmapped
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
-from engine.exceptions import Abort, TaskRunTimeoutError
+from engine.exceptions import Abort, FailedRun, Pause, TaskRunTimeoutError
 from engine.flow_attempts import reusable_run
-from engine.futures import BaseFuture
 from engine.leases import lease_keeper, worker_identity
 from engine.logging import get_run_logger, patch_print
-from engine.orchestration import SetStateStatus
+from engine.orchestration import OrchestrationResult
 from engine.proposals import propose_task_run
 from engine.results import ResultStorage, resolve_storage
+from engine.run_engine import BaseRunEngine, legacy_positional
 from engine.schemas import TaskRun
 from engine.states import (
     AwaitingRetry,
@@ -45,78 +46,24 @@ from engine.states import (
 )
 from engine.store import get_store
 from engine.task_engine_types import ReturnType
+from engine.task_inputs import Upstreams, failed_upstreams, resolve_inputs, upstream_futures
 from engine.transactions import CommitMode, RecordStore, Transaction, get_transaction
-from engine.utilities.asyncutils import run_coro_sync
 from engine.utilities.callables import parameters_to_args_kwargs
-from engine.utilities.collections import visit_collection
-from engine.utilities.timeout import call_with_timeout
-
-# --- inputs -------------------------------------------------------------------------------
-
-
-def resolve_inputs(parameters: dict[str, Any]) -> tuple[dict[str, Any], list[State[Any]]]:
-    """Parameters with futures and states replaced by values, and the upstreams that failed.
-
-    ``allow_failure`` upstreams contribute their exception; ``quote`` is passed as-is.
-    """
-    failed: list[State[Any]] = []
-    resolved = {name: _resolve(value, False, failed) for name, value in parameters.items()}
-    return resolved, failed
-
-
-def _resolve(expr: Any, allowed: bool, failed: list[State[Any]]) -> Any:
-    # Module functions rather than closures that call each other: those would
-    # form a reference cycle per task run, left for the garbage collector.
-    def visit(item: Any) -> Any:
-        if isinstance(item, quote):
-            return item.unwrap()
-        if isinstance(item, allow_failure):
-            return _resolve(item.value, True, failed)
-        if isinstance(item, unmapped):
-            return _resolve(item.value, allowed, failed)
-        if isinstance(item, BaseFuture):
-            item.wait()
-            return _value_of(item.state, allowed, failed)
-        if isinstance(item, State):
-            return _value_of(item, allowed, failed)
-        return item
-
-    return visit_collection(expr, visit)
-
-
-def _value_of(state: State[Any], allowed: bool, failed: list[State[Any]]) -> Any:
-    if state.is_completed():
-        return state.result()
-    if allowed:
-        return state.result(raise_on_failure=False)
-    failed.append(state)
-    return None
-
-
-def upstream_futures(expr: Any) -> list[BaseFuture[Any]]:
-    """The futures ``expr`` depends on (quoted values excluded)."""
-    found: list[BaseFuture[Any]] = []
-
-    def visit(item: Any) -> Any:
-        if isinstance(item, BaseFuture):
-            found.append(item)
-        return item
-
-    visit_collection(expr, visit)
-    return found
-
 
 # --- creating task runs ---------------------------------------------------------------------
 
 
 def new_task_run(
-    task: Any, parameters: dict[str, Any], flow_run_id: uuid.UUID | None = None
+    task: Any,
+    parameters: dict[str, Any],
+    flow_run_id: uuid.UUID | None = None,
+    run_id: uuid.UUID | None = None,
 ) -> TaskRun:
     """A Pending task run record for ``task`` (not yet stored)."""
     flow_ctx = FlowRunContext.get()
     if flow_run_id is None and flow_ctx is not None:
         flow_run_id = flow_ctx.flow_run.id
-    run_id = uuid.uuid4()
+    run_id = run_id or uuid.uuid4()
     state = Pending()
     state.state_details.task_run_id = run_id
     state.state_details.flow_run_id = flow_run_id
@@ -140,103 +87,168 @@ def _next_dynamic_key(flow_ctx: FlowRunContext | None, task_key: str) -> str:
     return str(counters[task_key])
 
 
+def _is_crash(exc: BaseException) -> bool:
+    """Whether ``exc`` escaping a run means the run crashed (an interrupt, an exit)."""
+    return not isinstance(exc, (Exception, GeneratorExit, Abort, Pause))
+
+
 # --- the engine -------------------------------------------------------------------------------
 
 
-class TaskRunEngine:
-    """Runs one task run through its states; one method per outcome."""
+class BaseTaskRunEngine(BaseRunEngine):
+    """Runs one task run through its states; what the sync and async engines share."""
+
+    kind = "task"
+    timeout_exception = TaskRunTimeoutError
 
     def __init__(
         self,
         task: Any,
-        task_run: TaskRun,
-        parameters: dict[str, Any],
+        parameters: dict[str, Any] | None = None,
+        task_run: TaskRun | None = None,
+        wait_for: Any = None,
+        context: dict[str, Any] | None = None,
         result_storage: ResultStorage | None = None,
     ) -> None:
         self.task = task
-        self.task_run = task_run
-        self.parameters = parameters
-        self.result_storage = (
-            resolve_storage(getattr(task, "result_storage", None))
-            or result_storage
-            or _context_result_storage()
-        )
-        self.store = get_store()
-        self.state: State[Any] = task_run.state or Pending()
-        self.retries_done = 0
-        self._retry_delay = 0.0
+        self.parameters: dict[str, Any] = parameters if parameters is not None else {}
+        self.task_run: TaskRun | None = task_run
+        self.wait_for = wait_for
+        self.context = context
+        self.state: State[Any] = (task_run.state if task_run else None) or Pending()
+        #: Retries used so far in this process.
+        self.retries = 0
+        self.result_storage: ResultStorage | None = result_storage
+        self.store: Any = None
+        self._owns_run = False
+        self._reused = False
         self._cache_key: str | None = None
         self._transaction: Transaction | None = None
         self._txn_elsewhere = False  # submitted from a transaction in another process
+        self._context: TaskRunContext | None = None
+
+    @property
+    def run(self) -> TaskRun:
+        assert self.task_run is not None, "The task run is not created yet."
+        return self.task_run
+
+    @property
+    def owner(self) -> Any:
+        return self.task
 
     @property
     def logger(self) -> Any:
         return get_run_logger(self._context) if self._context else get_run_logger()
 
-    _context: TaskRunContext | None = None
+    def is_running(self) -> bool:
+        """Whether this engine holds the run and another attempt is due."""
+        return self._owns_run and super().is_running()
 
-    # --- transitions -------------------------------------------------------------------------
+    def _propose(self, state: State[Any], force: bool) -> OrchestrationResult:
+        return propose_task_run(self.run, state, force)
 
-    def set_state(self, state: State[Any], force: bool = False) -> State[Any]:
-        """Propose ``state``; on acceptance it becomes the run's state."""
-        while True:
-            outcome = propose_task_run(self.task_run, state, force)
-            if outcome.status != SetStateStatus.WAIT:
-                break
-            time.sleep(outcome.delay_seconds or 0)
-        if outcome.status == SetStateStatus.ABORT:
-            raise Abort(outcome.reason or "Run was aborted.")
-        if outcome.status == SetStateStatus.ACCEPT:
-            self._accept(state)
-        elif outcome.state is not None:
-            self.state = outcome.state
-        return self.state
+    # --- setting up ---------------------------------------------------------------------------
 
-    def _accept(self, state: State[Any]) -> None:
-        if state.is_running():
-            self.task_run.run_count += 1
-            self.task_run.start_time = self.task_run.start_time or state.timestamp
-        if state.is_final():
-            self.task_run.end_time = state.timestamp
-        self.task_run.state = state
-        self.state = state
+    @contextmanager
+    def _initialized(self, task_run_id: uuid.UUID | None = None) -> Iterator[Any]:
+        hydrate = hydrated_context(self.context) if self.context else nullcontext()
+        with hydrate:
+            self.store = get_store()
+            self.result_storage = (
+                resolve_storage(getattr(self.task, "result_storage", None))
+                or self.result_storage
+                or _context_result_storage()
+            )
+            if self.task_run is None:
+                self.task_run = self._create_task_run(task_run_id)
+                self.state = self.task_run.state or Pending()
+            with self._run_context():
+                yield self
 
-    def begin_run(self) -> bool:
-        """Resolve inputs and move to Running; False if the run must not execute."""
-        resolved, failed = resolve_inputs(self.parameters)
+    def _create_task_run(self, task_run_id: uuid.UUID | None) -> TaskRun:
+        task_run = new_task_run(self.task, self.parameters, run_id=task_run_id)
+        reused = reusable_run(task_run)
+        if reused is not None:
+            self._reused = True  # completed in an earlier attempt of the flow run
+            return reused
+        self.store.create_task_run(task_run)
+        return task_run
+
+    @contextmanager
+    def _run_context(self) -> Iterator[None]:
+        """The task run context, with print capture when ``log_prints`` is on."""
+        log_prints = self.task.log_prints
+        if log_prints is None:
+            flow_ctx = FlowRunContext.get()
+            log_prints = bool(flow_ctx and flow_ctx.log_prints)
+        self._context = TaskRunContext(
+            task=self.task,
+            task_run=self.run,
+            parameters=self.parameters,
+            result_storage=self.result_storage,
+            log_prints=log_prints,
+        )
+        with ExitStack() as stack:
+            stack.enter_context(self._context)
+            stack.enter_context(patch_print(log_prints))
+            stack.enter_context(lease_keeper.holding(self.store, self.run.id))
+            yield
+
+    def _should_begin(self) -> bool:
+        return not self._reused and not self.state.is_final()
+
+    # --- beginning ------------------------------------------------------------------------------
+
+    def _begin_run(self) -> None:
+        """Resolve inputs and move to Running; afterwards ``is_running()`` says whether to run."""
+        failed = self._wait_for_upstreams()
+        resolved, failed_inputs = resolve_inputs(self.parameters)
+        failed = failed or failed_inputs
         if failed:
             upstream = failed[0].state_details.task_run_id
-            self.set_state(
+            self._set_state(
                 NotReady(
                     message=f"Upstream task run '{upstream}' did not reach a 'COMPLETED' state."
                 )
             )
-            return False
+            return
         self.parameters = resolved
+        if self._context is not None:
+            self._context.parameters = resolved
         running = Running()
         running.state_details.worker = worker_identity()
-        self.task_run.worker = running.state_details.worker
-        if self.set_state(running) is not running:
-            return False  # a duplicate delivery, or the run is already final
-        self.run_hooks(self.task.on_running_hooks)
+        if self._set_state(running) is not running:
+            return  # a duplicate delivery, or the run is already final
+        self._owns_run = True
+        self._call_hooks(self.task.on_running_hooks)
         # Looked up once Running, as the seed's engine does: a cache hit reads
         # Pending, Running, Cached, and only the attempt holding Running may
         # end the run Cached.
-        return not self._use_cache()
+        self._use_cache()
 
-    def _use_cache(self) -> bool:
+    def _wait_for_upstreams(self) -> list[State[Any]]:
+        """Wait for the futures in ``wait_for``; those that did not complete."""
+        if not self.wait_for:
+            return []
+        upstreams = Upstreams(None, self.wait_for)
+        for future in upstreams.futures:
+            future.wait()
+        return upstreams.failed()
+
+    # --- caching and transactions -------------------------------------------------------------
+
+    def _use_cache(self) -> None:
         """End the run Cached if its cache key has a stored result; remembers the key."""
         self._cache_key = self._compute_cache_key()
         if self._cache_key is None or self.task.refresh_cache:
-            return False
+            return
         cached = self.store.read_cache(self._cache_key)
         if cached is None:
-            return False
+            return
         state = cached.fresh_copy(name="Cached", message=None)
         state.state_details = state.state_details.model_copy()
-        self.set_state(state)
-        self.run_hooks(self.task.on_completion_hooks)
-        return True
+        self._set_state(state)
+        self._call_hooks(self.task.on_completion_hooks)
 
     def _compute_cache_key(self) -> str | None:
         policy = self.task.cache_policy
@@ -278,99 +290,114 @@ class TaskRunEngine:
             txn.stage(state, self.task.on_rollback_hooks, self.task.on_commit_hooks)
 
     @contextmanager
-    def transaction_context(self) -> Iterator[None]:
+    def _transaction_context(self) -> Iterator[Transaction | None]:
         """Inside an active transaction: run in a child transaction keyed by the cache key."""
         if get_transaction() is None:
-            self._txn_elsewhere = self.task_run.in_transaction
-            with _stand_in_transaction(self._txn_elsewhere):
-                yield
+            self._txn_elsewhere = self.run.in_transaction
+            with _stand_in_transaction(self._txn_elsewhere) as stand_in:
+                yield stand_in
             return
         key = self._cache_key
         store = RecordStore() if key else None
         overwrite = bool(self.task.refresh_cache)
         with Transaction(key=key, store=store, overwrite=overwrite, logger=self.logger) as txn:
-            txn.task_run_id = self.task_run.id
+            txn.task_run_id = self.run.id
             self._transaction = txn
-            yield
+            yield txn
             if not (txn.is_staged() or txn.is_committed()):
                 txn.rollback()  # the run did not complete: undo the transaction
         self._transaction = None
 
-    def handle_success(self, value: Any) -> None:
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def _handle_success(self, value: Any) -> None:
         """The function returned: Completed (or the state it returned)."""
+        if isinstance(value, State) and value.is_failed() and self._retry(value, value):
+            return  # a returned Failed state is retried like a raised exception
         state = return_value_to_state(value)
         self._persist(state)
         self._record_result(state)
-        self.set_state(state)
-        self.run_hooks(
-            self.task.on_completion_hooks if state.is_completed() else self.task.on_failure_hooks
-        )
+        self._set_state(state)
+        completed = state.is_completed()
+        self._call_hooks(self.task.on_completion_hooks if completed else self.task.on_failure_hooks)
 
-    def handle_exception(self, exc: BaseException) -> bool:
-        """The function raised: retry if allowed (True), else Failed."""
+    def _handle_exception(self, exc: Exception) -> None:
+        """The function raised: retry if allowed, else Failed."""
         failed = exception_to_failed_state(
             exc, f"Task run encountered an exception {type(exc).__name__}: {exc}"
         )
-        if self.should_retry(failed):
-            self.handle_retry(exc)
-            return True
-        self.logger.error("Task run failed with exception: %r - Retries are exhausted", exc)
-        self._persist(failed)
-        self.set_state(failed)
-        self.run_hooks(self.task.on_failure_hooks)
-        return False
+        if self._retry(exc, failed):
+            return
+        if self.task.retries:
+            self.logger.error("Task run failed with exception: %r - Retries are exhausted", exc)
+        else:
+            self.logger.error("Task run failed with exception: %r", exc)
+        self._finish_failed(failed)
 
-    def handle_timeout(self, exc: TaskRunTimeoutError) -> bool:
+    def _handle_timeout(self, exc: BaseException) -> None:
         """The function ran past ``timeout_seconds``: retry if allowed, else TimedOut."""
         timed_out = TimedOut(
             message=f"Task run exceeded timeout of {self.task.timeout_seconds} second(s)", data=exc
         )
-        if self.should_retry(timed_out):
-            self.handle_retry(exc)
-            return True
-        self._persist(timed_out)
-        self.set_state(timed_out)
-        self.run_hooks(self.task.on_failure_hooks)
-        return False
+        if self._retry(exc, timed_out):
+            return
+        self.logger.error("%s", timed_out.message)
+        self._finish_failed(timed_out)
 
-    def handle_retry(self, exc: BaseException) -> None:
-        """Schedule the next attempt: AwaitingRetry when there is a delay."""
+    def _finish_failed(self, state: State[Any]) -> None:
+        self._persist(state)
+        self._set_state(state)
+        self._call_hooks(self.task.on_failure_hooks)
+
+    def _retry(self, cause: Any, failed: State[Any]) -> bool:
+        """Schedule the next attempt if allowed: AwaitingRetry with a delay, else Retrying."""
+        if not self.should_retry(failed):
+            return False
         delay = self.retry_delay()
-        self.retries_done += 1
+        self.retries += 1
         self.logger.info(
-            "Task run failed with exception: %r - Retry %s/%s will start %s",
-            exc,
-            self.retries_done,
+            "Task run failed with %s: %r - Retry %s/%s will start %s",
+            "exception" if isinstance(cause, BaseException) else "state",
+            cause,
+            self.retries,
             self.task.retries,
-            f"in {delay:.3g} second(s)" if delay else "immediately",
+            f"{delay:.3g} second(s) from now" if delay else "immediately",
         )
-        self._retry_delay = delay
         if delay > 0:
-            waiting = AwaitingRetry(scheduled_time=now() + _seconds(delay))
+            waiting = AwaitingRetry(scheduled_time=now() + datetime.timedelta(seconds=delay))
             waiting.state_details.worker = worker_identity()  # keeps the lease while waiting
-            self.set_state(waiting)
+            self._set_state(waiting)
+        else:
+            self._begin_retry()
+        return True
 
-    def begin_retry(self) -> None:
-        """Enter the next attempt (after any delay has passed)."""
+    def _begin_retry(self) -> None:
+        """Enter the next attempt; on_running hooks fire for every attempt."""
         retrying = Retrying()
         retrying.state_details.worker = worker_identity()
-        self.set_state(retrying)
+        if self._set_state(retrying) is retrying:
+            self._call_hooks(self.task.on_running_hooks)
 
-    def handle_crash(self, exc: BaseException) -> None:
+    def _handle_crash(self, exc: BaseException) -> None:
         """The process is being interrupted: Crashed, then the caller re-raises."""
         state = exception_to_crashed_state(exc)
         self.logger.error("Crash detected! %s", state.message)
-        self.set_state(state, force=True)
+        self._set_state(state, force=True)
 
     def should_retry(self, state: State[Any]) -> bool:
         """Whether retries remain and the retry condition allows another attempt."""
-        if self.retries_done >= self.task.retries:
+        if self.retries >= self.task.retries:
             return False
         condition = self.task.retry_condition_fn
         if condition is None:
             return True
         try:
-            return bool(condition(self.task, self.task_run, state))
+            outcome = condition(self.task, self.run, state)
+            if asyncio.iscoroutine(outcome):
+                from engine.utilities.asyncutils import run_coro_sync
+
+                outcome = run_coro_sync(outcome)
+            return bool(outcome)
         except Exception:
             self.logger.exception("retry_condition_fn raised; not retrying.")
             return False
@@ -379,7 +406,7 @@ class TaskRunEngine:
         """Seconds before the next attempt, with jitter applied."""
         delays = self.task.retry_delay_seconds
         if isinstance(delays, (list, tuple)):
-            delay = float(delays[min(self.retries_done, len(delays) - 1)]) if delays else 0.0
+            delay = float(delays[min(self.retries, len(delays) - 1)]) if delays else 0.0
         else:
             delay = float(delays or 0)
         factor = self.task.retry_jitter_factor
@@ -388,18 +415,16 @@ class TaskRunEngine:
             delay = random.uniform(delay * (1 - factor), delay * (1 + factor))
         return max(delay, 0.0)
 
-    def run_hooks(self, hooks: list[Callable[..., Any]]) -> None:
-        """Call each hook with (task, task_run, state); errors are logged, never raised."""
-        for hook in hooks:
-            name = getattr(hook, "__name__", repr(hook))
-            try:
-                outcome = hook(self.task, self.task_run, self.state)
-                if asyncio.iscoroutine(outcome):
-                    run_coro_sync(outcome)
-            except Exception:
-                self.logger.exception("An error was encountered while running hook %r", name)
-            else:
-                self.logger.info("Hook %r finished running successfully", name)
+    def _hooks_for(self, state: State[Any]) -> list[Any]:
+        if state.is_failed() or state.is_crashed():
+            return list(self.task.on_failure_hooks)
+        if state.is_completed():
+            return list(self.task.on_completion_hooks)
+        if state.is_running():
+            return list(self.task.on_running_hooks)
+        return []
+
+    # --- results ------------------------------------------------------------------------------
 
     def _result_key(self, state: State[Any]) -> str | None:
         """The task's ``result_storage_key`` template, filled in, for a completed value."""
@@ -427,61 +452,191 @@ class TaskRunEngine:
                 state.data, substitute = exc, _picklable_error(exc)
             state.result_ref = self.result_storage.write(substitute)
 
-    # --- context ------------------------------------------------------------------------------
-
-    @contextmanager
-    def run_context(self) -> Iterator[None]:
-        """The task run context, with print capture when ``log_prints`` is on."""
-        log_prints = self.task.log_prints
-        if log_prints is None:
-            flow_ctx = FlowRunContext.get()
-            log_prints = bool(flow_ctx and flow_ctx.log_prints)
-        self._context = TaskRunContext(
-            task=self.task,
-            task_run=self.task_run,
-            parameters=self.parameters,
-            result_storage=self.result_storage,
-            log_prints=log_prints,
-        )
-        with ExitStack() as stack:
-            stack.enter_context(self._context)
-            stack.enter_context(patch_print(log_prints))
-            stack.enter_context(lease_keeper.holding(self.store, self.task_run.id))
-            yield
-
     def call_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The resolved parameters as positional and keyword arguments."""
         return parameters_to_args_kwargs(self.task.fn, self.parameters)
 
-    def result(self, return_type: ReturnType) -> Any:
-        """What the caller gets: the final state or its value."""
-        if return_type == "state":
-            return self.state
-        return self.state.result()
+
+class SyncTaskRunEngine(BaseTaskRunEngine):
+    """The task run engine for sync functions (and sync generators).
+
+    Example::
+
+        engine = SyncTaskRunEngine(task=add, parameters={"x": 1, "y": 2})
+        with engine.start():
+            while engine.is_running():
+                engine.wait_until_ready()
+                engine.call_task_fn()
+        engine.result()  # 3
+    """
+
+    def set_state(self, state: State[Any], force: bool = False) -> State[Any]:
+        """Propose ``state``; the state in effect afterwards."""
+        return self._set_state(state, force)
+
+    def begin_run(self) -> None:
+        """Resolve inputs and propose Running (or NotReady, or end Cached)."""
+        self._begin_run()
+
+    def handle_success(self, result: Any, transaction: Any = None) -> None:
+        """The function returned ``result``."""
+        self._handle_success(result)
+
+    def handle_exception(self, exc: Exception) -> None:
+        """The function raised ``exc``: retry or Failed."""
+        self._handle_exception(exc)
+
+    def handle_timeout(self, exc: BaseException) -> None:
+        """The function ran too long: retry or TimedOut."""
+        self._handle_timeout(exc)
+
+    def handle_retry(self, exc_or_state: Any) -> bool:
+        """Schedule another attempt if allowed; whether one was scheduled."""
+        failed = exc_or_state if isinstance(exc_or_state, State) else exception_to_failed_state(
+            exc_or_state
+        )
+        return self._retry(exc_or_state, failed)
+
+    def handle_crash(self, exc: BaseException) -> None:
+        """The run was interrupted: Crashed."""
+        self._handle_crash(exc)
+
+    def call_hooks(self, state: State[Any] | None = None) -> None:
+        """Call the hooks that match ``state`` (default: the current state)."""
+        self._call_hooks(self._hooks_for(state or self.state))
+
+    def wait_until_ready(self) -> None:
+        """Sleep until a scheduled retry is due, then enter it."""
+        self.wait_until_ready_sync()
+
+    def call_task_fn(self, transaction: Any = None) -> None:
+        """Call the function once and hand its outcome to the matching handler."""
+        self.attempt_sync()
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The run's value; raises its exception if it did not complete."""
+        return self.result_sync(raise_on_failure)
+
+    #: Create (or take) the task run and enter its context (a context manager).
+    initialize_run = BaseTaskRunEngine._initialized
+
+    @contextmanager
+    def start(
+        self, task_run_id: uuid.UUID | None = None, dependencies: Any = None
+    ) -> Iterator[None]:
+        """Initialize the run and begin it; an interrupt inside ends it Crashed."""
+        with self.initialize_run(task_run_id):
+            try:
+                if self._should_begin():
+                    self.begin_run()
+                yield
+            except BaseException as exc:
+                if _is_crash(exc):
+                    self.handle_crash(exc)
+                raise
+
+    #: The transaction the run's result is staged in, if any (a context manager).
+    transaction_context = BaseTaskRunEngine._transaction_context
+
+
+class AsyncTaskRunEngine(BaseTaskRunEngine):
+    """The task run engine for coroutine functions (and async generators)."""
+
+    async def set_state(self, state: State[Any], force: bool = False) -> State[Any]:
+        """Propose ``state``; the state in effect afterwards."""
+        return self._set_state(state, force)
+
+    async def begin_run(self) -> None:
+        """Resolve inputs and propose Running (or NotReady, or end Cached)."""
+        self._begin_run()
+
+    async def handle_success(self, result: Any, transaction: Any = None) -> None:
+        """The function returned ``result``."""
+        self._handle_success(result)
+
+    async def handle_exception(self, exc: Exception) -> None:
+        """The function raised ``exc``: retry or Failed."""
+        self._handle_exception(exc)
+
+    async def handle_timeout(self, exc: BaseException) -> None:
+        """The function ran too long: retry or TimedOut."""
+        self._handle_timeout(exc)
+
+    async def handle_retry(self, exc_or_state: Any) -> bool:
+        """Schedule another attempt if allowed; whether one was scheduled."""
+        failed = exc_or_state if isinstance(exc_or_state, State) else exception_to_failed_state(
+            exc_or_state
+        )
+        return self._retry(exc_or_state, failed)
+
+    async def handle_crash(self, exc: BaseException) -> None:
+        """The run was interrupted: Crashed."""
+        self._handle_crash(exc)
+
+    async def call_hooks(self, state: State[Any] | None = None) -> None:
+        """Call the hooks that match ``state`` (default: the current state)."""
+        self._call_hooks(self._hooks_for(state or self.state))
+
+    async def wait_until_ready(self) -> None:
+        """Sleep (without blocking the loop) until a scheduled retry is due, then enter it."""
+        await self.wait_until_ready_async()
+
+    async def call_task_fn(self, transaction: Any = None) -> None:
+        """Await the function once and hand its outcome to the matching handler."""
+        await self.attempt_async()
+
+    async def result(self, raise_on_failure: bool = True) -> Any:
+        """The run's value; raises its exception if it did not complete."""
+        return self.result_sync(raise_on_failure)
+
+    @asynccontextmanager
+    async def initialize_run(
+        self, task_run_id: uuid.UUID | None = None
+    ) -> AsyncIterator[AsyncTaskRunEngine]:
+        """Create (or take) the task run and enter its context."""
+        with self._initialized(task_run_id):
+            yield self
+
+    @asynccontextmanager
+    async def start(
+        self, task_run_id: uuid.UUID | None = None, dependencies: Any = None
+    ) -> AsyncIterator[None]:
+        """Initialize the run and begin it; an interrupt inside ends it Crashed."""
+        async with self.initialize_run(task_run_id):
+            try:
+                if self._should_begin():
+                    await self.begin_run()
+                yield
+            except BaseException as exc:
+                if _is_crash(exc):
+                    await self.handle_crash(exc)
+                raise
+
+    @asynccontextmanager
+    async def transaction_context(self) -> AsyncIterator[Transaction | None]:
+        """The transaction the run's result is staged in, if any."""
+        with self._transaction_context() as txn:
+            yield txn
+
+
+#: The engine's name before it had a sync and an async variant.
+TaskRunEngine = SyncTaskRunEngine
 
 
 @contextmanager
-def _stand_in_transaction(wanted: bool) -> Iterator[None]:
+def _stand_in_transaction(wanted: bool) -> Iterator[Transaction | None]:
     # A run submitted from a transaction in another process (a Celery worker's)
     # gets a transaction of its own, so that ``get_transaction()`` in the task
     # works; its values and hooks stay here (OFF: it never commits anything).
     if not wanted:
-        yield
+        yield None
         return
-    with Transaction(commit_mode=CommitMode.OFF):
-        yield
+    with Transaction(commit_mode=CommitMode.OFF) as txn:
+        yield txn
 
 
 def _picklable_error(exc: BaseException) -> BaseException:
-    from engine.exceptions import FailedRun
-
     return FailedRun(f"{type(exc).__name__}: {exc}")
-
-
-def _seconds(value: float) -> Any:
-    import datetime
-
-    return datetime.timedelta(seconds=value)
 
 
 def _context_result_storage() -> ResultStorage | None:
@@ -495,201 +650,146 @@ def _context_result_storage() -> ResultStorage | None:
 # --- drivers ---------------------------------------------------------------------------------
 
 
-def _prepare(
-    task: Any, parameters: dict[str, Any], task_run: TaskRun | None, wait_for: Any
-) -> TaskRun:
-    if task_run is None:
-        task_run = new_task_run(task, parameters)
-        reused = reusable_run(task_run)
-        if reused is not None:
-            return reused  # completed in an earlier attempt of the flow run
-        get_store().create_task_run(task_run)
-    if wait_for:
-        for future in upstream_futures(wait_for):
-            future.wait()
-    return task_run
-
-
-def _reused(task_run: TaskRun, return_type: ReturnType) -> tuple[bool, Any]:
-    """(True, what the caller gets) when ``task_run`` completed in an earlier attempt."""
-    state = task_run.state
-    if state is None or not state.is_completed():
-        return False, None
-    return True, state if return_type == "state" else state.result()
-
-
-def _wait_for_failed(wait_for: Any) -> list[State[Any]]:
-    if not wait_for:
-        return []
-    _, failed = resolve_inputs({"wait_for": wait_for})
-    return failed
-
-
 def run_task_sync(
     task: Any,
-    parameters: dict[str, Any],
+    task_run_id: uuid.UUID | dict[str, Any] | None = None,
     task_run: TaskRun | None = None,
+    parameters: dict[str, Any] | None = None,
     wait_for: Any = None,
     return_type: ReturnType = "result",
+    dependencies: Any = None,
+    context: dict[str, Any] | None = None,
+    *,
     result_storage: ResultStorage | None = None,
 ) -> Any:
-    """Run a sync task to a final state in this thread."""
-    task_run = _prepare(task, parameters, task_run, wait_for)
-    reused, outcome = _reused(task_run, return_type)
-    if reused:
-        return outcome
-    engine = TaskRunEngine(task, task_run, parameters, result_storage)
-    with engine.run_context():
-        if _wait_for_failed(wait_for):
-            engine.set_state(NotReady(message="An upstream in wait_for did not complete."))
-        elif engine.begin_run():
+    """Run a sync task to a final state in this thread; its value, or its state.
+
+    ``parameters`` default to none (the function's defaults apply); ``context``
+    is a serialized context (``serialize_context()``) to run in.
+    """
+    run_id, parameters, wait_for, return_type = legacy_positional(
+        task_run_id, parameters, wait_for, return_type
+    )
+    engine = SyncTaskRunEngine(task, parameters, task_run, wait_for, context, result_storage)
+    with engine.start(task_run_id=run_id):
+        if engine.is_running():
             with engine.transaction_context():
-                _attempt_loop_sync(engine)
-    return engine.result(return_type)
-
-
-def _attempt_loop_sync(engine: TaskRunEngine) -> None:
-    while True:
-        try:
-            args, kwargs = engine.call_args()
-            value = call_with_timeout(
-                functools.partial(engine.task.fn, *args, **kwargs),
-                engine.task.timeout_seconds,
-                lambda: TaskRunTimeoutError(f"Task run exceeded {engine.task.timeout_seconds}s."),
-            )
-        except TaskRunTimeoutError as exc:
-            again = engine.handle_timeout(exc)
-        except Exception as exc:
-            again = engine.handle_exception(exc)
-        except BaseException as exc:
-            engine.handle_crash(exc)
-            raise
-        else:
-            engine.handle_success(value)
-            return
-        if not again:
-            return
-        time.sleep(engine._retry_delay)
-        engine.begin_retry()
+                while engine.is_running():
+                    engine.wait_until_ready()
+                    engine.call_task_fn()
+    return engine.state if return_type == "state" else engine.result()
 
 
 async def run_task_async(
     task: Any,
-    parameters: dict[str, Any],
+    task_run_id: uuid.UUID | dict[str, Any] | None = None,
     task_run: TaskRun | None = None,
+    parameters: dict[str, Any] | None = None,
     wait_for: Any = None,
     return_type: ReturnType = "result",
+    dependencies: Any = None,
+    context: dict[str, Any] | None = None,
+    *,
     result_storage: ResultStorage | None = None,
 ) -> Any:
-    """Run an async task to a final state on the running event loop."""
-    task_run = _prepare(task, parameters, task_run, wait_for)
-    reused, outcome = _reused(task_run, return_type)
-    if reused:
-        return outcome
-    engine = TaskRunEngine(task, task_run, parameters, result_storage)
-    with engine.run_context():
-        if _wait_for_failed(wait_for):
-            engine.set_state(NotReady(message="An upstream in wait_for did not complete."))
-        elif engine.begin_run():
-            with engine.transaction_context():
-                await _attempt_loop_async(engine)
-    return engine.result(return_type)
+    """Run an async task to a final state on the running event loop; its value, or its state."""
+    run_id, parameters, wait_for, return_type = legacy_positional(
+        task_run_id, parameters, wait_for, return_type
+    )
+    engine = AsyncTaskRunEngine(task, parameters, task_run, wait_for, context, result_storage)
+    async with engine.start(task_run_id=run_id):
+        if engine.is_running():
+            async with engine.transaction_context():
+                while engine.is_running():
+                    await engine.wait_until_ready()
+                    await engine.call_task_fn()
+    return engine.state if return_type == "state" else await engine.result()
 
 
-async def _attempt_loop_async(engine: TaskRunEngine) -> None:
-    while True:
-        try:
-            args, kwargs = engine.call_args()
-            value = await asyncio.wait_for(
-                engine.task.fn(*args, **kwargs), engine.task.timeout_seconds
-            )
-        except (TimeoutError, TaskRunTimeoutError):
-            again = engine.handle_timeout(
-                TaskRunTimeoutError(f"Task run exceeded {engine.task.timeout_seconds}s.")
-            )
-        except Exception as exc:
-            again = engine.handle_exception(exc)
-        except BaseException as exc:
-            engine.handle_crash(exc)
-            raise
-        else:
-            engine.handle_success(value)
-            return
-        if not again:
-            return
-        await asyncio.sleep(engine._retry_delay)
-        engine.begin_retry()
+def _generator_return_type(return_type: Any) -> None:
+    if return_type != "result":
+        raise ValueError("The return_type for a generator task must be 'result'")
 
 
 def run_generator_task_sync(
     task: Any,
-    parameters: dict[str, Any],
+    task_run_id: uuid.UUID | None = None,
     task_run: TaskRun | None = None,
+    parameters: dict[str, Any] | None = None,
     wait_for: Any = None,
     return_type: ReturnType = "result",
+    dependencies: Any = None,
+    context: dict[str, Any] | None = None,
 ) -> Iterator[Any]:
-    """Run a generator task, yielding each value to the caller as it comes."""
-    task_run = _prepare(task, parameters, task_run, wait_for)
-    engine = TaskRunEngine(task, task_run, parameters)
-    with engine.run_context():
-        if not engine.begin_run():
-            engine.result(return_type)
-            return
-        args, kwargs = engine.call_args()
-        try:
-            yield from engine.task.fn(*args, **kwargs)
-        except Exception as exc:
-            engine.handle_exception(exc)
-            engine.result(return_type)
-        except BaseException as exc:
-            engine.handle_crash(exc)
-            raise
-        else:
-            engine.handle_success(None)
+    """Run a generator task, yielding each value as it comes; returns what it returns.
+
+    A failed attempt that may retry runs the generator again from the start.
+    """
+    run_id, parameters, wait_for, return_type = legacy_positional(
+        task_run_id, parameters, wait_for, return_type
+    )
+    _generator_return_type(return_type)
+    engine = SyncTaskRunEngine(task, parameters, task_run, wait_for, context)
+    with engine.start(task_run_id=run_id):
+        if not engine.is_running():
+            return engine.result()
+        with engine.transaction_context():
+            return (yield from engine.drive_generator_sync())
 
 
 async def run_generator_task_async(
     task: Any,
-    parameters: dict[str, Any],
+    task_run_id: uuid.UUID | None = None,
     task_run: TaskRun | None = None,
+    parameters: dict[str, Any] | None = None,
     wait_for: Any = None,
     return_type: ReturnType = "result",
+    dependencies: Any = None,
+    context: dict[str, Any] | None = None,
 ) -> AsyncIterator[Any]:
     """Run an async generator task, yielding each value as it comes."""
-    task_run = _prepare(task, parameters, task_run, wait_for)
-    engine = TaskRunEngine(task, task_run, parameters)
-    with engine.run_context():
-        if not engine.begin_run():
-            engine.result(return_type)
+    run_id, parameters, wait_for, return_type = legacy_positional(
+        task_run_id, parameters, wait_for, return_type
+    )
+    _generator_return_type(return_type)
+    engine = AsyncTaskRunEngine(task, parameters, task_run, wait_for, context)
+    async with engine.start(task_run_id=run_id):
+        if not engine.is_running():
+            engine.result_sync()
             return
-        args, kwargs = engine.call_args()
-        try:
-            async for item in engine.task.fn(*args, **kwargs):
+        async with engine.transaction_context():
+            async for item in engine.drive_generator_async():
                 yield item
-        except Exception as exc:
-            engine.handle_exception(exc)
-            engine.result(return_type)
-        except BaseException as exc:
-            engine.handle_crash(exc)
-            raise
-        else:
-            engine.handle_success(None)
 
 
 def run_task(
     task: Any,
-    parameters: dict[str, Any],
+    task_run_id: uuid.UUID | dict[str, Any] | None = None,
     task_run: TaskRun | None = None,
+    parameters: dict[str, Any] | None = None,
     wait_for: Any = None,
     return_type: ReturnType = "result",
+    dependencies: Any = None,
+    context: dict[str, Any] | None = None,
+    *,
     result_storage: ResultStorage | None = None,
 ) -> Any:
     """Run ``task`` in this thread whatever its kind; async tasks get their own loop."""
+    run_id, parameters, wait_for, return_type = legacy_positional(
+        task_run_id, parameters, wait_for, return_type
+    )
+    kwargs: dict[str, Any] = dict(
+        task_run_id=run_id,
+        task_run=task_run,
+        parameters=parameters,
+        wait_for=wait_for,
+        return_type=return_type,
+        context=context,
+        result_storage=result_storage,
+    )
     if task.is_async:
-        return asyncio.run(
-            run_task_async(task, parameters, task_run, wait_for, return_type, result_storage)
-        )
-    return run_task_sync(task, parameters, task_run, wait_for, return_type, result_storage)
+        return asyncio.run(run_task_async(task, **kwargs))
+    return run_task_sync(task, **kwargs)
 
 
 def begin_task_run(
@@ -706,35 +806,29 @@ def begin_task_run(
     returned.
     """
     with hydrated_context(context):
-        return run_task(task, parameters, task_run, None, "state", result_storage)
+        return run_task(
+            task,
+            task_run=task_run,
+            parameters=parameters,
+            return_type="state",
+            result_storage=result_storage,
+        )
 
 
-def failed_upstreams(parameters: dict[str, Any], wait_for: Any = None) -> list[State[Any]]:
-    """States of finished upstreams that did not complete and are not ``allow_failure``."""
-    failed: list[State[Any]] = []
-    _collect_failed(parameters, False, failed)
-    _collect_failed(wait_for, False, failed)
-    return failed
-
-
-def _collect_failed(expr: Any, allowed: bool, failed: list[State[Any]]) -> None:
-    # A module function, not a closure that calls itself: such a closure is a
-    # reference cycle, and one per task run waits for the garbage collector.
-    def visit(item: Any) -> Any:
-        if isinstance(item, quote):
-            return item
-        if isinstance(item, allow_failure):
-            _collect_failed(item.value, True, failed)
-            return None  # already checked: don't descend again
-        if isinstance(item, BaseFuture):
-            # Cheap check first: a big fan-in should not build every state.
-            if not allowed and not item.completed():
-                failed.append(item.state)
-            return None
-        if isinstance(item, State):
-            if not allowed and not item.is_completed():
-                failed.append(item)
-            return None  # a state is a leaf: don't descend into it
-        return item
-
-    visit_collection(expr, visit)
+__all__ = [
+    "AsyncTaskRunEngine",
+    "BaseTaskRunEngine",
+    "SyncTaskRunEngine",
+    "TaskRunEngine",
+    "begin_task_run",
+    "failed_upstreams",
+    "new_task_run",
+    "resolve_inputs",
+    "run_generator_task_async",
+    "run_generator_task_sync",
+    "run_task",
+    "run_task_async",
+    "run_task_sync",
+    "upstream_futures",
+    "worker_identity",
+]

@@ -3,10 +3,10 @@
 import logging
 
 from engine import flow, task
-from engine.states import Cancelled
+from engine.states import Cancelled, Cancelling
 
 from . import _helpers as h
-from ._side_effects import recorded
+from ._side_effects import record, recorded
 from ._tasks import (
     exploding_hook,
     flow_on_cancellation,
@@ -79,6 +79,35 @@ def hooked_bad_flow():
 @flow(name="hooked-cancelled-flow", **FLOW_HOOKS)
 def hooked_cancelled_flow():
     return Cancelled(message="cancelled by the flow itself")
+
+
+@flow(name="hooked-cancelling-flow", **FLOW_HOOKS)
+def hooked_cancelling_flow():
+    return Cancelling(message="the flow asks to be cancelled")
+
+
+@task(name="hooked-retried", retries=2, **TASK_HOOKS)
+def hooked_retried_task(key):
+    record(key, "attempt")
+    if len(recorded(key)) < 3:
+        raise ValueError("not yet")
+    return "third time"
+
+
+@flow
+def retried_task_hooks_flow(key):
+    state = hooked_retried_task(key, return_state=True)
+    submitted = hooked_retried_task.submit(f"{key}:submitted")
+    submitted.wait()
+    return state.state_details.task_run_id, submitted.task_run_id
+
+
+@flow(name="hooked-retried-flow", retries=1, **FLOW_HOOKS)
+def hooked_retried_flow(key):
+    record(key, "attempt")
+    if len(recorded(key)) == 1:
+        raise ValueError("first attempt fails")
+    return "second attempt"
 
 
 @flow(name="exploding-hook-flow", on_completion=[exploding_hook, flow_on_completion])
@@ -182,3 +211,36 @@ class TestFlowHooks:
         assert state.is_failed()
         assert isinstance(state.result(raise_on_failure=False), KeyError)
         assert h.names(state.state_details.flow_run_id) == ["Pending", "Running", "Failed"]
+
+
+class TestHooksOnEveryAttempt:
+    def test_task_on_running_hooks_fire_for_each_attempt(self, key):
+        # Given a task that fails twice, then completes (inline and submitted)
+        inline_id, submitted_id = retried_task_hooks_flow(key)
+        # Then its on_running hooks ran once per attempt, completion once
+        for run_id in (inline_id, submitted_id):
+            assert recorded(f"hooks:{run_id}") == [
+                ("on_running", "hooked-retried", "Running"),
+                ("on_running", "hooked-retried", "Retrying"),
+                ("on_running", "hooked-retried", "Retrying"),
+                ("on_completion", "hooked-retried", "Completed"),
+            ]
+
+    def test_flow_on_running_hooks_fire_for_each_attempt(self, key):
+        state = hooked_retried_flow(key, return_state=True)
+        assert state.result() == "second attempt"
+        assert recorded(f"hooks:{state.state_details.flow_run_id}") == [
+            ("on_running", "hooked-retried-flow", "Running"),
+            ("on_running", "hooked-retried-flow", "Retrying"),
+            ("on_completion", "hooked-retried-flow", "Completed"),
+        ]
+
+
+class TestCancellationHooks:
+    def test_a_flow_returning_cancelling_runs_its_cancellation_hooks(self):
+        state = hooked_cancelling_flow(return_state=True)
+        assert state.is_cancelling()
+        assert recorded(f"hooks:{state.state_details.flow_run_id}") == [
+            ("on_running", "hooked-cancelling-flow", "Running"),
+            ("on_cancellation", "hooked-cancelling-flow", "CANCELLING"),
+        ]

@@ -4,6 +4,7 @@ import time
 
 from engine import flow, task
 from engine.context import TaskRunContext
+from engine.states import Failed
 from engine.tasks import exponential_backoff
 
 from . import _helpers as h
@@ -92,6 +93,33 @@ def conditional_type_error_flow(key):
 def submitted_retry_flow(key):
     future = flaky_no_delay.submit(key, 2)
     return future.result(), future.task_run_id
+
+
+@task(retries=2)
+def returns_failed_twice(key):
+    record(key, "attempt")
+    if len(recorded(key)) <= 2:
+        return Failed(message="returned, not raised")
+    return "done"
+
+
+@task(retries=1)
+def always_returns_failed(key):
+    record(key, "attempt")
+    return Failed(message="still failing")
+
+
+@flow
+def returned_failed_flow(key):
+    inline = returns_failed_twice(key, return_state=True)
+    submitted = returns_failed_twice.submit(f"{key}:submitted")
+    exhausted = always_returns_failed(f"{key}:exhausted", return_state=True)
+    submitted.wait()
+    # Plain data back: a flow returning states would be judged by them.
+    return [
+        (state.name, state.result(raise_on_failure=False), state.state_details.task_run_id)
+        for state in (inline, submitted.state, exhausted)
+    ], exhausted.message
 
 
 @flow(retries=1)
@@ -234,3 +262,20 @@ class TestFlowRetries:
         assert recorded(key) == ["attempt", "attempt"]
         assert h.names(state.state_details.flow_run_id)[-1] == "Failed"
         assert h.types(state.state_details.flow_run_id).count("RUNNING") == 2
+
+
+class TestReturnedFailedStateRetries:
+    def test_a_returned_failed_state_is_retried_like_a_raised_exception(self, key):
+        # When a task returns Failed(...) on its first two attempts
+        (inline, submitted, exhausted), message = returned_failed_flow(key)
+        # Then it is retried (inline and submitted) and completes on the third
+        assert inline[:2] == submitted[:2] == ("Completed", "done")
+        assert len(recorded(key)) == len(recorded(f"{key}:submitted")) == 3
+        for run_id in (inline[2], submitted[2]):
+            assert h.names(run_id) == [
+                "Pending", "Running", "Retrying", "Retrying", "Completed",
+            ]
+        # And a task that keeps returning Failed ends Failed once retries run out
+        assert exhausted[0] == "Failed"
+        assert message == "still failing"
+        assert len(recorded(f"{key}:exhausted")) == 2
