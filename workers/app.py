@@ -23,6 +23,10 @@ from workers.envelope import register_envelope_serializer
 
 _apps: dict[str, Celery] = {}
 
+EVENTS_OFF = (
+    "events are off on this worker: start it with `celerity worker start -E` "
+    "(or CELERITY_WORKER_EVENTS=true) for task events and heartbeats"
+)
 NOT_A_WORKER = (
     "workers.celery_app is the app of Celery's tools (inspect, control, events, flower); "
     "it holds no signing key and runs no jobs. Start workers with `celerity worker start` "
@@ -94,6 +98,26 @@ def _configured_app(settings: CeleritySettings, cls: type[Celery] = Celery) -> C
     return app
 
 
+def _explain_events_off() -> None:
+    """``celery control enable_events|disable_events`` on a worker started without ``-E``
+    says how to turn events on, instead of Celery's "event dispatcher unavailable"."""
+    from celery.worker import control
+
+    for name in ("enable_events", "disable_events"):
+        builtin = control.Panel.data[name]
+        if getattr(builtin, "celerity_hint", False):
+            continue
+
+        def command(state: Any, _builtin: Any = builtin) -> Any:
+            if state.consumer.event_dispatcher is None:
+                return control.nok(EVENTS_OFF)
+            return _builtin(state)
+
+        command.celerity_hint = True  # type: ignore[attr-defined]
+        command.__doc__ = builtin.__doc__
+        control.Panel.data[name] = command
+
+
 def create_app(settings: CeleritySettings | None = None) -> Celery:
     """A Celery app configured from settings, with the task-run and flow-run tasks."""
     settings = settings or get_settings()
@@ -106,6 +130,7 @@ def create_app(settings: CeleritySettings | None = None) -> Celery:
 
     execution.register(app)
     coordinator.register(app)
+    _explain_events_off()
     return app
 
 

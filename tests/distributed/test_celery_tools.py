@@ -12,6 +12,7 @@ import html
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -235,6 +236,24 @@ def test_inspect_control_and_events_see_a_running_job(tools_fleet: Fleet) -> Non
     assert "worker-heartbeat" in dumped or "heartbeat" in dumped, dumped[-2000:]
 
 
+def test_enable_events_on_a_worker_without_events_says_how(tools_fleet: Fleet) -> None:
+    fleet = tools_fleet
+    group = ProcessGroup()
+    env = {**fleet.env, "CELERITY_WORKER_EVENTS": "false"}
+    log_path = Path(fleet.log_path).with_name("quiet-worker.log")
+    with open(log_path, "ab") as log:
+        # Its own queue, so that it takes none of the fleet's jobs.
+        worker = group.start("quiet", fleet.command("worker", "start", "-q", "quiet-only",
+                                                    "--pool", "solo"), env, log)
+    node = f"celerity-worker-{worker.pid}@{socket.gethostname()}"
+    try:
+        eventually(lambda: _replies(fleet, "inspect", "ping", "-d", node), f"{node} to answer")
+        replies = _replies(fleet, "control", "enable_events", "-d", node)
+        assert "celerity worker start -E" in replies[node]["error"], replies
+    finally:
+        group.stop(timeout=5.0)
+
+
 def test_flower_lists_workers_tasks_and_metrics(tools_fleet: Fleet) -> None:
     fleet = tools_fleet
     port = free_port()
@@ -295,10 +314,10 @@ def _tools_env(broker_url: str) -> dict[str, str]:
     return fleet_environment(broker_url)
 
 
-def _replies(fleet: Fleet, verb: str, command: str) -> dict[str, Any]:
+def _replies(fleet: Fleet, verb: str, command: str, *options: str) -> dict[str, Any]:
     """``celery -A workers.celery_app <verb> <command> --json``: {node: reply} ({} if none)."""
     result = subprocess.run(
-        [*_celery(), verb, command, "--json", "--timeout", "2"],
+        [*_celery(), verb, command, "--json", "--timeout", "2", *options],
         env=fleet.env, capture_output=True, text=True, timeout=60,
     )
     if result.returncode != 0:
