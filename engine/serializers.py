@@ -20,6 +20,7 @@ import builtins
 import datetime
 import decimal
 import importlib
+import importlib.util
 import uuid
 from pathlib import PurePath
 from typing import Any, ClassVar
@@ -65,6 +66,29 @@ def _import_module(name: str) -> Any:
         raise ValueError(f"Module {name!r} could not be imported: {exc}") from exc
 
 
+def _findable(name: str) -> str:
+    """``name`` if a module of that name is installed; ValueError if not.
+
+    Found without importing it: a serializer description may come with a
+    record, and nothing a record names runs before its signature is verified.
+    """
+    try:
+        found = importlib.util.find_spec(name.partition(".")[0])
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ValueError(f"Module {name!r} could not be imported: no such module.")
+    return name
+
+
+def _library(name: str, *functions: str) -> Any:
+    module = _import_module(name)
+    missing = [fn for fn in functions if not callable(getattr(module, fn, None))]
+    if missing:
+        raise ValueError(f"Library {name!r} has no {', '.join(missing)}.")
+    return module
+
+
 def _import_object(path: str) -> Any:
     module_name, _, attribute = path.rpartition(".")
     try:
@@ -82,19 +106,14 @@ class PickleSerializer(Serializer):
 
     @field_validator("picklelib")
     @classmethod
-    def _has_dumps_and_loads(cls, value: str) -> str:
-        module = _import_module(value)
-        if not (
-            callable(getattr(module, "dumps", None)) and callable(getattr(module, "loads", None))
-        ):
-            raise ValueError(f"Pickle library {value!r} has no 'dumps' and 'loads'.")
-        return value
+    def _installed(cls, value: str) -> str:
+        return _findable(value)
 
     def dumps(self, obj: Any) -> bytes:
-        return bytes(_import_module(self.picklelib).dumps(obj))
+        return bytes(_library(self.picklelib, "dumps", "loads").dumps(obj))
 
     def loads(self, blob: bytes) -> Any:
-        return _import_module(self.picklelib).loads(blob)
+        return _library(self.picklelib, "dumps", "loads").loads(blob)
 
 
 # --- JSON --------------------------------------------------------------------------------
@@ -243,17 +262,16 @@ class CompressedSerializer(Serializer):
 
     @field_validator("compressionlib")
     @classmethod
-    def _can_compress(cls, value: str) -> str:
-        module = _import_module(value)
-        if not (hasattr(module, "compress") and hasattr(module, "decompress")):
-            raise ValueError(f"Compression library {value!r} has no 'compress' and 'decompress'.")
-        return value
+    def _installed(cls, value: str) -> str:
+        return _findable(value)
 
     def dumps(self, obj: Any) -> bytes:
-        return bytes(_import_module(self.compressionlib).compress(self.serializer.dumps(obj)))
+        library = _library(self.compressionlib, "compress", "decompress")
+        return bytes(library.compress(self.serializer.dumps(obj)))
 
     def loads(self, blob: bytes) -> Any:
-        return self.serializer.loads(_import_module(self.compressionlib).decompress(blob))
+        library = _library(self.compressionlib, "compress", "decompress")
+        return self.serializer.loads(library.decompress(blob))
 
 
 class CompressedPickleSerializer(CompressedSerializer):

@@ -198,3 +198,14 @@ def test_a_run_owner_names_its_serializer():
     assert serializer_of(SimpleNamespace(result_serializer="pickle")) is None
     assert serializer_of(SimpleNamespace(result_serializer="json")) == JSONSerializer()
     assert serializer_of(object()) is None
+
+
+def test_a_described_library_is_not_imported_until_used(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "celerity_marker_lib.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    serializer = resolve_serializer({"type": "pickle", "picklelib": "celerity_marker_lib"})
+    assert not marker.exists()  # a record's description runs nothing before verification
+    with pytest.raises(ValueError, match="has no dumps, loads"):
+        serializer.dumps(1)
+    assert marker.exists()
