@@ -85,6 +85,18 @@ class TaskRunner(ABC):
             futures = list(self._futures)
         wait(futures)
 
+    def _cancel_unfinished(self) -> None:
+        """End Cancelled every submitted run that has not finished (nor will: the pool is gone)."""
+        with self._futures_lock:
+            unfinished = [future for future in self._futures if not future.done()]
+        for future in unfinished:
+            try:
+                task_run = get_store().read_task_run(future.task_run_id)
+            except Exception:  # the store is gone: the future must still finish
+                future.set_final_state(Cancelled(message=STOPPED))
+                continue
+            _cancel(task_run, future)
+
     def _check_started(self) -> None:
         if self.requires_start and not self._started:
             raise RuntimeError(
@@ -198,6 +210,8 @@ class TaskRunner(ABC):
     ) -> None:
         from engine.task_engine import failed_upstreams
 
+        if future.done():  # cancelled while it waited for its upstreams
+            return
         try:
             if wait_for is not None and _waits_for_itself(wait_for, future):
                 deadlock = _deadlock(task_run)
@@ -212,6 +226,13 @@ class TaskRunner(ABC):
             self.dispatch(task, task_run, parameters, future, context)
         except Exception as exc:  # a runner bug must still finish the future
             future.set_final_state(_mark_crashed(task_run, exc))
+
+
+STOPPED = "The task runner was stopped before this run started."
+
+
+def _cancel(task_run: TaskRun, future: BaseFuture[Any]) -> None:
+    future.set_final_state(propose_final(task_run, Cancelled(message=STOPPED)))
 
 
 def _waits_for_itself(wait_for: Any, future: BaseFuture[Any]) -> bool:
@@ -336,6 +357,7 @@ class ThreadPoolTaskRunner(TaskRunner):
 
     def __enter__(self) -> ThreadPoolTaskRunner:
         super().__enter__()
+        self._busy = 0
         self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="celerity-task")
         return self
 
@@ -347,6 +369,13 @@ class ThreadPoolTaskRunner(TaskRunner):
             if executor is not None:
                 executor.shutdown(wait=True)
 
+    def cancel_all(self) -> None:
+        """Stop the pool: runs not started yet end Cancelled, running ones are waited for."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        self._cancel_unfinished()
+
     def dispatch(
         self,
         task: Any,
@@ -355,8 +384,10 @@ class ThreadPoolTaskRunner(TaskRunner):
         future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
-        if self._executor is None:
-            raise RuntimeError("Task runner is not started")
+        executor = self._executor
+        if executor is None:  # stopped (cancel_all) while this run waited for its upstreams
+            _cancel(task_run, future)
+            return
         run = functools.partial(
             context.copy().run, _run_in_thread, task, task_run, parameters, future
         )
@@ -369,7 +400,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         if overflow:
             threading.Thread(target=run, name="celerity-task-nested", daemon=True).start()
             return
-        self._executor.submit(self._release_slot_after, run)
+        executor.submit(self._release_slot_after, run)
 
     def _release_slot_after(self, run: Callable[[], None]) -> None:
         try:
@@ -503,13 +534,14 @@ class ProcessPoolTaskRunner(TaskRunner):
             self.cancel_all()
 
     def cancel_all(self) -> None:
-        """Stop the pool: queued runs end Cancelled, running ones are waited for."""
+        """Stop the pool: runs not started yet end Cancelled, running ones are waited for."""
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         finisher, self._finisher = self._finisher, None
         if finisher is not None:
             finisher.shutdown(wait=True)
+        self._cancel_unfinished()
 
     def new_future(self, task_run: TaskRun) -> BaseFuture[Any]:
         return PrefectConcurrentFuture(task_run.id)
@@ -525,8 +557,9 @@ class ProcessPoolTaskRunner(TaskRunner):
         from engine.process_pool import pack_job, run_job
 
         executor, finisher = self._executor, self._finisher
-        if executor is None or finisher is None:
-            raise RuntimeError("Task runner is not started")
+        if executor is None or finisher is None:  # stopped while it waited for its upstreams
+            _cancel(task_run, future)
+            return
         # Upstreams are final here: their states (which carry their values)
         # travel instead of the futures, which belong to this process.
         serialized = context.copy().run(serialize_context)
@@ -542,8 +575,7 @@ class ProcessPoolTaskRunner(TaskRunner):
 
         try:
             if done.cancelled():
-                cancelled = Cancelled(message="The process pool was shut down.")
-                state = propose_final(task_run, cancelled)
+                state = propose_final(task_run, Cancelled(message=STOPPED))
             else:
                 state = unpack_answer(done.result(), get_store(), self._process_logs)
         except BaseException as exc:  # a dead process, an unpicklable value, a bad signature

@@ -155,3 +155,38 @@ class TestWaitingForItself:
         # Then the second run finds itself in its wait_for: a deadlock, reported
         with pytest.raises(ValueError, match="waits for itself"):
             queue_flow()
+
+
+class TestCancelAll:
+    def test_runs_not_started_end_cancelled_and_running_ones_finish(self):
+        release = threading.Event()
+
+        @task
+        def blocker() -> str:
+            release.wait(30)
+            return "finished"
+
+        with ThreadPoolTaskRunner(max_workers=1) as runner:
+            running = runner.submit(blocker, {})
+            # Held back until the blocker finishes: not in the pool yet
+            later = runner.submit(add, {"x": 1}, wait_for=[running])
+            executor = runner._executor
+            stopping = threading.Event()
+            shutdown = executor.shutdown
+
+            def observed_shutdown(**options):
+                stopping.set()
+                shutdown(**options)
+
+            executor.shutdown = observed_shutdown
+            canceller = threading.Thread(target=runner.cancel_all)
+            canceller.start()
+            # When the pool is stopping, let the running task finish
+            assert stopping.wait(10)
+            release.set()
+            canceller.join(30)
+
+            # Then the running one completed and the held one never ran
+            assert running.result() == "finished"
+            assert later.state.is_cancelled()
+            assert runner._executor is None
