@@ -105,6 +105,40 @@ def _source_of(fn: Any) -> str | None:
         return None
 
 
+class DefaultWhenPersisted(CachePolicy):
+    """DEFAULT for a task that leaves ``persist_result`` unset: its runs key the
+    cache only when their results persist (the flow's ``persist_result``, else
+    the ``persist_results_by_default`` setting), as in Prefect.
+
+    A run that does not persist gets no key, so it neither reads nor writes
+    cache records: a plain task costs the hot path one context lookup.
+    Compares equal to DEFAULT, the policy it stands for.
+    """
+
+    def compute_key(
+        self,
+        task_ctx: Any,
+        inputs: dict[str, Any] | None,
+        flow_parameters: dict[str, Any] | None,
+        **kwargs: Any,
+    ) -> str | None:
+        if not _flow_persists():
+            return None
+        return DEFAULT.compute_key(task_ctx, inputs, flow_parameters, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DefaultWhenPersisted) or other == DEFAULT
+
+    def __hash__(self) -> int:
+        return hash(DefaultWhenPersisted)
+
+    def __repr__(self) -> str:
+        return f"DefaultWhenPersisted({DEFAULT!r})"
+
+
+DEFAULT_WHEN_PERSISTED = DefaultWhenPersisted()
+
+
 def resolve_cache_options(
     persist_result: bool | None,
     cache_policy: Any,
@@ -117,7 +151,8 @@ def resolve_cache_options(
     ``result_options`` is ``(result_storage_key, result_storage,
     result_serializer)``. Asking for caching or for where or how results are
     stored implies ``persist_result=True``. The policy defaults to DEFAULT
-    (NO_CACHE with the ``default_no_cache`` setting); ``cache_key_fn`` wins
+    (DEFAULT_WHEN_PERSISTED while persistence is unset; NO_CACHE with the
+    ``default_no_cache`` setting); ``cache_key_fn`` wins
     over a policy; ``persist_result=False`` or the ``disable_caching``
     setting makes it NO_CACHE; a ``result_storage_key`` names the result
     instead of a policy.
@@ -140,11 +175,7 @@ def resolve_cache_options(
         return False, None if cache_policy is None else NO_CACHE
     if cache_policy is UNSET:
         if persist_result is None:
-            # Prefect's public value here is DEFAULT, used only when the flow
-            # persists results; until the engine asks ``run_cache_policy``
-            # (which knows the flow), a plain task keeps no cache policy, so
-            # that it neither caches nor computes keys on the hot path.
-            return None, None
+            return None, DEFAULT_WHEN_PERSISTED
         return persist_result, DEFAULT if storage_key is None else None
     if storage_key is not None and cache_policy != NO_CACHE:
         return persist_result, None  # the run's storage key names its result instead
@@ -245,17 +276,6 @@ class Task(DecoratedFunction, Generic[P, R]):
         self.task_key = _task_key(function)
         self.source_code = _source_of(function)
         functools.update_wrapper(self, function, updated=())
-
-    def run_cache_policy(self, flow_persist_result: bool | None = None) -> CachePolicy | None:
-        """The policy a run of this task computes its cache key with; None: no caching.
-
-        Only runs whose results persist use the cache: the task's own
-        ``persist_result`` decides, else the flow's (``flow_persist_result``).
-        """
-        persist = self.persist_result if self.persist_result is not None else flow_persist_result
-        if not persist or self.cache_policy is None or self.cache_policy == NO_CACHE:
-            return None
-        return self.cache_policy
 
     def with_options(
         self,
@@ -420,6 +440,15 @@ class Task(DecoratedFunction, Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
+
+
+def _flow_persists() -> bool:
+    """Whether the active flow run persists results (the setting when it does not say)."""
+    flow_ctx = FlowRunContext.get()
+    flow = flow_ctx.flow if flow_ctx is not None else None
+    if flow is not None and flow.persist_result is not None:
+        return bool(flow.persist_result)
+    return bool(current_settings().persist_results_by_default)
 
 
 def _current_task_runner(action: str) -> Any:

@@ -227,14 +227,10 @@ class TestPersistAndCachePolicy:
             assert task(persist_result=True)(lambda: 1).cache_policy == NO_CACHE
             assert task(cache_policy=DEFAULT)(lambda: 1).cache_policy is DEFAULT
 
-    def test_a_run_uses_the_policy_only_when_its_results_persist(self):
+    def test_plain_tasks_default_to_default(self):
         plain = task(lambda: 1)
-        cached = task(cache_policy=INPUTS)(lambda: 1)
-        assert plain.run_cache_policy(flow_persist_result=None) is None
-        assert cached.run_cache_policy(flow_persist_result=None) is INPUTS
-        persisted = task(persist_result=True)(lambda: 1)
-        assert persisted.run_cache_policy() is DEFAULT
-        assert task(persist_result=False)(lambda: 1).run_cache_policy(True) is None
+        assert plain.cache_policy == DEFAULT and plain.persist_result is None
+        assert plain.with_options(name="again").cache_policy == DEFAULT
 
 
 # --- with_options -----
