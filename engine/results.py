@@ -865,8 +865,11 @@ def result_store_for_task(task: Any, parent: ResultStore | None = None) -> Resul
     ``parent`` when the policy names none, so a task inside a SERIALIZABLE
     block can lock its own key.
     """
-    base = parent if parent is not None else get_result_store()
-    return base.update_for_task(task, _sync=True)
+    if parent is None:
+        # The process's lock manager is for transaction() blocks; a task's own
+        # policy must name one to ask for SERIALIZABLE (ConfigurationError otherwise).
+        parent = get_result_store().model_copy(update={"lock_manager": None})
+    return parent.update_for_task(task, _sync=True)
 
 
 def _run_options(run_owner: Any) -> dict[str, Any]:
@@ -894,17 +897,21 @@ def default_holder() -> str:
 def get_result_store() -> ResultStore:
     """The result store of the active run, else one for this process.
 
-    Its records live in the run store (shared by a fleet) and it locks with
-    this process's default lock manager, so ``SERIALIZABLE`` transactions
-    work without configuration: in memory when embedded, in Redis on a fleet.
+    Its records live in the run store (shared by a fleet) unless the run's
+    store says otherwise, and it always has a lock manager (this process's
+    default unless the run's store names one), so ``SERIALIZABLE``
+    transactions work without configuration: in memory when embedded, in
+    Redis on a fleet.
     """
     from engine.context import FlowRunContext, TaskRunContext
 
     context = TaskRunContext.get() or FlowRunContext.get()
     found = getattr(context, "result_store", None)
-    if isinstance(found, ResultStore):
-        return found
-    return ResultStore(lock_manager=default_lock_manager())
+    if not isinstance(found, ResultStore):
+        return ResultStore(lock_manager=default_lock_manager())
+    if found.lock_manager is None:
+        return found.model_copy(update={"lock_manager": default_lock_manager()})
+    return found
 
 
 _redis_lock_managers: dict[tuple[str, str], Any] = {}

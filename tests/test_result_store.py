@@ -184,6 +184,21 @@ class TestStoresForRuns:
         assert isinstance(store.serializer, JSONSerializer)
         assert store.lock_manager is MemoryLockManager()  # from the enclosing store
 
+    def test_a_task_policy_must_name_its_own_lock_manager(self):
+        from engine import task
+        from engine.cache_policies import INPUTS
+
+        @task(cache_policy=INPUTS.configure(isolation_level="SERIALIZABLE"))
+        def bare(x):
+            return x
+
+        @task(cache_policy=INPUTS.configure(lock_manager=MemoryLockManager()))
+        def locked(x):
+            return x
+
+        assert result_store_for_task(bare).lock_manager is None
+        assert result_store_for_task(locked).lock_manager is MemoryLockManager()
+
     def test_a_flow_store_follows_the_flow(self, tmp_path: Path):
         from engine import flow
 
