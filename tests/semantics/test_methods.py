@@ -74,6 +74,27 @@ class Model(pydantic.BaseModel):
         return self.base + x
 
 
+class Adder:
+    """A method task whose cache key includes ``self``."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    @task(persist_result=True)
+    def add(self, a: int) -> int:
+        return a + self.x
+
+
+@flow
+def add_with_two_adders():
+    one, hundred = Adder(1), Adder(100)
+    inline = [adder.add(5, return_state=True) for adder in (one, one, hundred, hundred)]
+    submitted = one.add.submit(5)
+    submitted.wait()
+    states = [*inline, submitted.state]
+    return [state.name for state in states], [state.result() for state in states]
+
+
 class Shout:
     """A callable object used as a task."""
 
@@ -172,6 +193,11 @@ class TestMethods:
         counter = Counter(1)
         assert Counter.total(counter, [1]) == [2]
         assert counter.total.ismethod and not Counter.total.ismethod
+
+    def test_a_method_task_cache_key_includes_self(self):
+        names, values = add_with_two_adders()
+        assert names == ["Completed", "Cached", "Completed", "Cached", "Cached"]
+        assert values == [6, 6, 105, 105, 6]
 
     def test_pydantic_model_methods(self):
         assert Model().plus(1) == 6
