@@ -30,7 +30,6 @@ from engine.utilities.callables import (
     signature_of,
     unwrap_method_descriptor,
 )
-from engine.utilities.hashing import code_digest
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,17 +83,15 @@ def _normalise_delays(retries: int, delay: Any) -> float | list[float]:
 
 
 def _task_key(fn: Any) -> str:
-    """``name-digest``: the function's name and a digest of its code.
+    """``module.qualname`` of the function (of the class, for a callable object).
 
-    The same in every process that loads the same code, so a flow retried
-    elsewhere finds its completed task runs by key.
+    The same in every process that imports the same code, so a flow retried
+    elsewhere finds its completed task runs by key. (Prefect's keys are
+    ``name-codehash``; examples and tools here read the qualified name.)
     """
-    qualname = getattr(fn, "__qualname__", None)
-    if qualname is None:
+    if getattr(fn, "__qualname__", None) is None:
         return f"{type(fn).__module__}.{type(fn).__qualname__}"
-    code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
-    digest = code_digest(code)[:8] if code is not None else "unknown"
-    return f"{qualname.split('.')[-1]}-{digest}"
+    return f"{getattr(fn, '__module__', '')}.{fn.__qualname__}"
 
 
 def _source_of(fn: Any) -> str | None:
