@@ -10,63 +10,90 @@ subprocess).
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+import datetime
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any, ClassVar, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
 from engine.exceptions import MissingContextError
-from engine.results import ResultStorage, storage_for_url
+from engine.results import storage_for_url
 from engine.schemas import FlowRun, TaskRun
+from engine.states import now
 from engine.utilities.importing import from_reference, to_reference
 
 C = TypeVar("C", bound="ContextModel")
 
 
-class ContextModel:
-    """A context entered with ``with``; ``get()`` returns the innermost one."""
+class ContextModel(BaseModel):
+    """A context entered with ``with``; ``get()`` returns the innermost one of its kind.
 
+    A pydantic model: subclasses declare their fields (types are checked) and
+    may name their context variable ``__var__``; one is made otherwise. An
+    object is entered once at a time (enter a ``model_copy()`` to nest it).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    __var__: ClassVar[contextvars.ContextVar[Any]]
     _var: ClassVar[contextvars.ContextVar[Any]]
+    _token: contextvars.Token[Any] | None = PrivateAttr(None)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._var = contextvars.ContextVar(cls.__name__)
-
-    def __init__(self) -> None:
-        self._tokens: list[contextvars.Token[Any]] = []
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        var = cls.__dict__.get("__var__") or contextvars.ContextVar(cls.__name__)
+        cls.__var__ = var
+        cls._var = var  # the name Celerity's own modules use
 
     def __enter__(self: C) -> C:
-        self._tokens.append(self._var.set(self))
+        if self._token is not None:
+            raise RuntimeError(
+                "Context already entered. Context enter calls cannot be nested; "
+                "enter a model_copy() instead."
+            )
+        self._token = self.__var__.set(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._var.reset(self._tokens.pop())
+        if self._token is None:
+            raise RuntimeError("Asymmetric use of context. Context exit called without an enter.")
+        self.__var__.reset(self._token)
+        self._token = None
 
     @classmethod
     def get(cls: type[C]) -> C | None:
         """The innermost active context of this kind, or None."""
-        return cls._var.get(None)
+        return cls.__var__.get(None)
+
+    def model_copy(self: C, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> C:
+        """A copy that has not been entered (so it can be entered while this one is)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._token = None
+        return copy
 
 
-class FlowRunContext(ContextModel):
+class RunContext(ContextModel):
+    """What flow and task run contexts share: when the run (attempt) started."""
+
+    start_time: datetime.datetime = Field(default_factory=now)
+
+
+class FlowRunContext(RunContext):
     """What code inside a flow run can see: the flow, its run and its task runner."""
 
-    def __init__(
-        self,
-        flow: Any,
-        flow_run: FlowRun,
-        parameters: dict[str, Any] | None = None,
-        task_runner: Any = None,
-        result_storage: ResultStorage | None = None,
-        log_prints: bool = False,
-    ) -> None:
-        super().__init__()
-        self.flow = flow
-        self.flow_run = flow_run
-        self.parameters = parameters if parameters is not None else dict(flow_run.parameters)
-        self.task_runner = task_runner
-        self.result_storage = result_storage
-        self.log_prints = log_prints
-        self._owned_runner: Any = None
+    flow: Any = None
+    flow_run: Any = None
+    parameters: Any = None
+    task_runner: Any = None
+    result_storage: Any = None
+    log_prints: bool = False
+    _owned_runner: Any = PrivateAttr(None)
+
+    def model_post_init(self, context: Any) -> None:
+        if self.parameters is None:
+            self.parameters = dict(self.flow_run.parameters) if self.flow_run else {}
 
     def runner_for_nested_submission(self) -> Any:
         """The task runner, started here on first use when the context has none.
@@ -92,35 +119,27 @@ class FlowRunContext(ContextModel):
             super().__exit__(*exc)
 
 
-class TaskRunContext(ContextModel):
-    """What code inside a task run can see: the task, its run and its parameters."""
+class TaskRunContext(RunContext):
+    """What code inside a task run can see: the task, its run and its parameters.
 
-    def __init__(
-        self,
-        task: Any,
-        task_run: TaskRun,
-        parameters: dict[str, Any] | None = None,
-        result_storage: ResultStorage | None = None,
-        log_prints: bool = False,
-    ) -> None:
-        super().__init__()
-        self.task = task
-        self.task_run = task_run
-        self.parameters = parameters or {}
-        self.result_storage = result_storage
-        self.log_prints = log_prints
+    ``start_time`` is when the current attempt started.
+    """
+
+    task: Any = None
+    task_run: Any = None
+    parameters: Any = Field(default_factory=dict)
+    result_storage: Any = None
+    log_prints: bool = False
 
 
 class TagsContext(ContextModel):
     """The tags applied to runs created inside ``tags(...)``."""
 
-    def __init__(self, current_tags: set[str] | None = None) -> None:
-        super().__init__()
-        self.current_tags = current_tags or set()
+    current_tags: set[str] = Field(default_factory=set)
 
     @classmethod
     def get(cls) -> TagsContext:
-        return cls._var.get(None) or TagsContext()
+        return cls.__var__.get(None) or TagsContext()
 
 
 @contextmanager
@@ -134,7 +153,7 @@ def tags(*new_tags: str) -> Iterator[set[str]]:
     """
     current = TagsContext.get().current_tags
     merged = current | set(new_tags)
-    with TagsContext(merged):
+    with TagsContext(current_tags=merged):
         yield merged
 
 
@@ -214,8 +233,12 @@ def hydrated_context(serialized: dict[str, Any] | None = None) -> Iterator[None]
     serialized = serialized or {}
     with ExitStack() as stack:
         _use_serialized_store(serialized)
-        if serialized.get("tags"):
-            stack.enter_context(tags(*serialized["tags"]))
+        # Prefect's own form keeps tags under "tags_context"
+        tag_names = serialized.get("tags") or (serialized.get("tags_context") or {}).get(
+            "current_tags"
+        )
+        if tag_names:
+            stack.enter_context(tags(*tag_names))
         if "flow_run" in serialized:
             stack.enter_context(_flow_context_from(serialized))
         if "task_run" in serialized:

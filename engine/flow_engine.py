@@ -36,10 +36,10 @@ from engine.flow_attempts import (
 )
 from engine.futures import resolve_futures_to_states
 from engine.leases import lease_keeper
-from engine.logging import get_run_logger, patch_print
+from engine.logging import patch_print
 from engine.orchestration import OrchestrationResult
 from engine.results import ResultStorage, resolve_storage
-from engine.run_engine import BaseRunEngine, legacy_positional
+from engine.run_engine import BaseRunEngine, engine_logger, legacy_positional
 from engine.schemas import FlowRun, TaskRun
 from engine.states import (
     AwaitingRetry,
@@ -79,6 +79,7 @@ class BaseFlowRunEngine(BaseRunEngine):
     """Runs one flow run through its states; what the sync and async engines share."""
 
     kind = "flow"
+    record_attr = "flow_run"
     timeout_exception = FlowRunTimeoutError
 
     def __init__(
@@ -111,17 +112,12 @@ class BaseFlowRunEngine(BaseRunEngine):
         self._reused: FlowRun | None = None
 
     @property
-    def run(self) -> FlowRun:
-        assert self.flow_run is not None, "The flow run is not created yet."
-        return self.flow_run
-
-    @property
     def owner(self) -> Any:
         return self.flow
 
     @property
     def logger(self) -> Any:
-        return get_run_logger(self._context) if self._context else get_run_logger()
+        return engine_logger(self._context)
 
     def is_running(self) -> bool:
         """Whether this engine holds the run and another attempt is due."""

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from engine.exceptions import Abort
+from engine.exceptions import Abort, MissingContextError
 from engine.orchestration import OrchestrationResult, SetStateStatus, entering_fields
 from engine.states import State, StateType, now
 from engine.utilities.asyncutils import run_coro_sync
@@ -33,13 +34,19 @@ class BaseRunEngine:
     """One run moving through its states; subclasses say how to propose and what to call."""
 
     state: State[Any]
+    store: Any = None
     #: "flow" or "task": the word in log and error messages.
     kind = "run"
 
+    #: The attribute that holds the run record ("flow_run" or "task_run").
+    record_attr = "run_record"
+
     @property
     def run(self) -> Any:
-        """The run record (a FlowRun or a TaskRun)."""
-        raise NotImplementedError
+        """The run record (a FlowRun or a TaskRun); it must exist."""
+        record = getattr(self, self.record_attr)
+        assert record is not None, f"The {self.kind} run is not created yet."
+        return record
 
     @property
     def owner(self) -> Any:
@@ -80,6 +87,16 @@ class BaseRunEngine:
             setattr(self.run, name, value)
         self.state = state
 
+    @property
+    def client(self) -> Any:
+        """The run store this engine proposes to (Prefect's engines expose their API client).
+
+        Raises RuntimeError before the engine has created or taken its run.
+        """
+        if self.store is None or getattr(self, self.record_attr) is None:
+            raise RuntimeError("Engine has not started.")
+        return self.store
+
     def is_running(self) -> bool:
         """Whether another attempt is due: Running, or Scheduled for a retry."""
         return self.state.type in (StateType.RUNNING, StateType.SCHEDULED)
@@ -97,7 +114,7 @@ class BaseRunEngine:
             self.logger.info("Running hook %r in response to entering state %r", name,
                              self.state.name)
             try:
-                outcome = hook(self.owner, self.run, self.state)
+                outcome = hook(self.owner, getattr(self, self.record_attr), self.state)
                 if asyncio.iscoroutine(outcome):
                     run_coro_sync(outcome)
             except Exception:
@@ -117,7 +134,7 @@ class BaseRunEngine:
     def timeout_error(self) -> BaseException:
         """The exception a run that ran too long ends with."""
         return self.timeout_exception(
-            f"{self.kind.title()} run exceeded timeout of {self.timeout_seconds} second(s)"
+            f"{self.kind.title()} run timed out after {self.timeout_seconds} second(s)."
         )
 
     def call_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -256,6 +273,16 @@ class BaseRunEngine:
         return self.state.result(raise_on_failure=raise_on_failure)
 
 
+def engine_logger(context: Any) -> Any:
+    """The run logger of ``context`` (else of the active run), or the engine's own logger."""
+    from engine.logging import get_run_logger
+
+    try:
+        return get_run_logger(context) if context is not None else get_run_logger()
+    except MissingContextError:  # an engine not started yet, outside any run
+        return logging.getLogger("celerity.engine")
+
+
 def _deadline(timeout: float | None) -> float | None:
     return time.monotonic() + timeout if timeout else None
 
@@ -286,4 +313,4 @@ def legacy_positional(
     return None, first, real_wait_for, real_return_type
 
 
-__all__ = ["BaseRunEngine", "legacy_positional"]
+__all__ = ["BaseRunEngine", "engine_logger", "legacy_positional"]

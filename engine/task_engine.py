@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
@@ -24,11 +25,11 @@ from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated
 from engine.exceptions import Abort, FailedRun, Pause, TaskRunTimeoutError
 from engine.flow_attempts import reusable_run
 from engine.leases import lease_keeper, worker_identity
-from engine.logging import get_run_logger, patch_print
+from engine.logging import patch_print
 from engine.orchestration import OrchestrationResult
 from engine.proposals import propose_task_run
 from engine.results import ResultStorage, resolve_storage
-from engine.run_engine import BaseRunEngine, legacy_positional
+from engine.run_engine import BaseRunEngine, engine_logger, legacy_positional
 from engine.schemas import TaskRun
 from engine.states import (
     AwaitingRetry,
@@ -99,6 +100,7 @@ class BaseTaskRunEngine(BaseRunEngine):
     """Runs one task run through its states; what the sync and async engines share."""
 
     kind = "task"
+    record_attr = "task_run"
     timeout_exception = TaskRunTimeoutError
 
     def __init__(
@@ -128,24 +130,19 @@ class BaseTaskRunEngine(BaseRunEngine):
         self._context: TaskRunContext | None = None
 
     @property
-    def run(self) -> TaskRun:
-        assert self.task_run is not None, "The task run is not created yet."
-        return self.task_run
-
-    @property
     def owner(self) -> Any:
         return self.task
 
     @property
     def logger(self) -> Any:
-        return get_run_logger(self._context) if self._context else get_run_logger()
+        return engine_logger(self._context)
 
     def is_running(self) -> bool:
         """Whether this engine holds the run and another attempt is due."""
         return self._owns_run and super().is_running()
 
     def _propose(self, state: State[Any], force: bool) -> OrchestrationResult:
-        return propose_task_run(self.run, state, force)
+        return propose_task_run(self.task_run, state, force)  # type: ignore[arg-type]
 
     # --- setting up ---------------------------------------------------------------------------
 
@@ -164,6 +161,15 @@ class BaseTaskRunEngine(BaseRunEngine):
                 self.state = self.task_run.state or Pending()
             with self._run_context():
                 yield self
+            if self.state.type == StateType.PENDING and self.state.name == "Pending":
+                # Never started: its flow run ended before the run was released.
+                self.logger.warning(
+                    "Task run %r did not run: it is still Pending. Please wait for all "
+                    "submitted tasks to complete before exiting your flow (call .wait() or "
+                    ".result() on the futures .submit() returns).",
+                    self.run.name,
+                )
+            self.store = None
 
     def _create_task_run(self, task_run_id: uuid.UUID | None) -> TaskRun:
         task_run = new_task_run(self.task, self.parameters, run_id=task_run_id)
@@ -220,11 +226,28 @@ class BaseTaskRunEngine(BaseRunEngine):
         if self._set_state(running) is not running:
             return  # a duplicate delivery, or the run is already final
         self._owns_run = True
+        self._warn_if_timeout_cannot_interrupt()
         self._call_hooks(self.task.on_running_hooks)
         # Looked up once Running, as the seed's engine does: a cache hit reads
         # Pending, Running, Cached, and only the attempt holding Running may
         # end the run Cached.
         self._use_cache()
+
+    def _warn_if_timeout_cannot_interrupt(self) -> None:
+        # Outside the main thread a sync task's timeout is enforced from a
+        # helper thread: a call blocked in C runs on after the run timed out.
+        if (
+            self.task.timeout_seconds
+            and not self.task.is_async
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            self.logger.warning(
+                "Task run %r has a timeout of %s second(s) and is running in a worker "
+                "thread: the run ends TimedOut on time, but a call blocked outside Python "
+                "(e.g. in C code) keeps running until it returns.",
+                self.run.name,
+                self.task.timeout_seconds,
+            )
 
     def _wait_for_upstreams(self) -> list[State[Any]]:
         """Wait for the futures in ``wait_for``; those that did not complete."""
@@ -376,6 +399,8 @@ class BaseTaskRunEngine(BaseRunEngine):
         retrying = Retrying()
         retrying.state_details.worker = worker_identity()
         if self._set_state(retrying) is retrying:
+            if self._context is not None:
+                self._context.start_time = retrying.timestamp  # when this attempt started
             self._call_hooks(self.task.on_running_hooks)
 
     def _handle_crash(self, exc: BaseException) -> None:

@@ -168,3 +168,31 @@ class TestContextSerialization:
             assert ctx is not None
             assert ctx.flow_run.id == flow_run_id
         assert FlowRunContext.get() is None
+
+
+@task(retries=2)
+def attempt_start_times(key):
+    from ._side_effects import record, recorded
+
+    record(key, TaskRunContext.get().start_time)
+    if len(recorded(key)) < 3:
+        raise ValueError("again")
+    return "done"
+
+
+@flow
+def start_time_flow(key):
+    return attempt_start_times(key), FlowRunContext.get().start_time
+
+
+class TestRunStartTime:
+    def test_each_task_attempt_has_a_later_start_time(self, key):
+        from ._side_effects import recorded
+
+        # When a task runs three attempts
+        value, flow_started = start_time_flow(key)
+        assert value == "done"
+        # Then each attempt's context says when it started, in order, after the flow's
+        times = recorded(key)
+        assert len(times) == 3
+        assert flow_started < times[0] < times[1] < times[2]

@@ -41,6 +41,33 @@ def parent_inspecting_flow():
 
 
 @flow
+def doubling_child(x: int):
+    return x * 2
+
+
+@flow
+def parent_passing_a_future():
+    future = add.submit(20, 1)
+    return doubling_child(future)
+
+
+@flow
+def counted_child(key, x):
+    record(f"{key}:child", x)
+    return x + 100
+
+
+@flow(retries=1)
+def parent_failing_after_child(key):
+    first = counted_child(key, 1)
+    second = counted_child(key, 2)
+    record(f"{key}:parent", "attempt")
+    if len(recorded(f"{key}:parent")) == 1:
+        raise RuntimeError("the parent fails after its children completed")
+    return first + second
+
+
+@flow
 def parent_catching_flow():
     try:
         failing_child_flow()
@@ -79,3 +106,24 @@ class TestSubflows:
 
     def test_parent_catches_child_exception(self):
         assert parent_catching_flow() == "caught child failed"
+
+
+class TestFuturesPassedToSubflows:
+    def test_a_future_argument_becomes_its_value(self):
+        # The child's ``x: int`` receives the upstream's value, not the future
+        assert parent_passing_a_future() == 42
+
+
+class TestFlowRetriesReuseChildFlows:
+    def test_completed_child_flows_do_not_run_again(self, key):
+        # Given a parent that fails after two child flow runs completed
+        state = parent_failing_after_child(key, return_state=True)
+        # When its retry runs, the children are reused, not run again
+        assert state.is_completed(), state
+        assert state.result() == 101 + 102
+        assert recorded(f"{key}:child") == [1, 2]
+        assert recorded(f"{key}:parent") == ["attempt", "attempt"]
+        parent_id = state.state_details.flow_run_id
+        children = [run for run in h.store().read_task_runs(parent_id)]
+        assert len(children) == 2
+        assert all(run.state.is_completed() for run in children)
