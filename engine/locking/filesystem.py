@@ -38,6 +38,9 @@ class FileSystemLockManager:
             return {"holder": None, "expires_at": None}
         expires_at = content.get("expires_at")
         if isinstance(expires_at, (int, float)) and expires_at <= time.time():
+            # Best effort: two processes breaking the same lapsed lock at once may
+            # both take it (a file system has no compare-and-delete). Locks taken
+            # without a hold_timeout never lapse, and are never broken.
             path.unlink(missing_ok=True)
             return None
         return content
