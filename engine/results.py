@@ -138,7 +138,13 @@ class ResultRecord(BaseModel, Generic[R]):
 
     @classmethod
     def deserialize(cls, data: bytes | str, what: str = "A result record") -> ResultRecord[Any]:
-        """The record in ``data``; raises SignatureVerificationError before decoding the value."""
+        """The record in ``data``; raises SignatureVerificationError before decoding the value.
+
+        ``data`` may also be a value stored in the default format (signed
+        cloudpickle), which gives a record of that value.
+        """
+        if isinstance(data, bytes) and not is_record(data):
+            return cls(metadata=ResultRecordMetadata(), result=loads_verified(data, what))
         try:
             document = json.loads(data)
             body = {"metadata": document["metadata"], "result": document["result"]}

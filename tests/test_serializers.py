@@ -209,3 +209,10 @@ def test_a_described_library_is_not_imported_until_used(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="has no dumps, loads"):
         serializer.dumps(1)
     assert marker.exists()
+
+
+def test_a_default_payload_reads_as_a_record_of_its_value(tmp_path: Path):
+    storage = FileSystemResultStorage(tmp_path)
+    storage.write(list(range(1000)), key="stored")
+    record = ResultRecord.deserialize(storage.read_path("stored"))
+    assert record.result == list(range(1000))
