@@ -465,11 +465,6 @@ def read_result(ref: ResultRef) -> Any:
     return storage_for_url(ref.storage).read(ref)
 
 
-def default_storage() -> ResultStorage:
-    """The storage used in this process unless a run says otherwise."""
-    return _default_memory
-
-
 # --- the default storage ---------------------------------------------------------------------
 
 # Default storages chosen in this process, by run store URL (clear it to choose again).
