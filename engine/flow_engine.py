@@ -43,7 +43,10 @@ from engine.run_engine import BaseRunEngine, engine_logger, legacy_positional
 from engine.schemas import FlowRun, TaskRun
 from engine.states import (
     AwaitingRetry,
+    Cancelled,
+    Cancelling,
     Failed,
+    NotReady,
     Pending,
     Retrying,
     Running,
@@ -81,6 +84,7 @@ class BaseFlowRunEngine(BaseRunEngine):
     kind = "flow"
     record_attr = "flow_run"
     timeout_exception = FlowRunTimeoutError
+    awaits_returned_coroutines = True
 
     def __init__(
         self,
@@ -110,6 +114,7 @@ class BaseFlowRunEngine(BaseRunEngine):
         self._context: FlowRunContext | None = None
         self._owns_run = False
         self._reused: FlowRun | None = None
+        self._failed_upstreams: list[State[Any]] = []
 
     @property
     def owner(self) -> Any:
@@ -274,6 +279,14 @@ class BaseFlowRunEngine(BaseRunEngine):
 
     def _begin_run(self) -> None:
         """Validate parameters and move to Running; afterwards ``is_running()`` says whether."""
+        if self._failed_upstreams:
+            upstream = self._failed_upstreams[0].state_details.task_run_id
+            self._set_state(
+                NotReady(
+                    message=f"Upstream task run '{upstream}' did not reach a 'COMPLETED' state."
+                )
+            )
+            return
         if self.validation_error is not None:
             # Prefect's wording, so code that reads the state message ports unchanged
             message = f"Validation of flow parameters failed with error: {self.validation_error}"
@@ -292,9 +305,13 @@ class BaseFlowRunEngine(BaseRunEngine):
         self._call_hooks(self.flow.on_running_hooks)
 
     def _wait_for_upstreams(self) -> None:
-        if self.wait_for:
-            for future in Upstreams(None, self.wait_for).futures:
-                future.wait()
+        """Wait for the futures in ``wait_for``; remember those that did not complete."""
+        if not self.wait_for:
+            return
+        upstreams = Upstreams(None, self.wait_for)
+        for future in upstreams.futures:
+            future.wait()
+        self._failed_upstreams = upstreams.failed()
 
     # --- outcomes ---------------------------------------------------------------------------
 
@@ -359,6 +376,11 @@ class BaseFlowRunEngine(BaseRunEngine):
             return
         start_attempt(self._context)
         self._call_hooks(self.flow.on_running_hooks)
+
+    def _cancellation_states(self) -> tuple[State[Any], State[Any]]:
+        message = "Flow run was cancelled."
+        self.logger.info(message)
+        return Cancelling(message=message), Cancelled(message=message)
 
     def _handle_crash(self, exc: BaseException) -> None:
         """The process is being interrupted: Crashed and on_crashed hooks; the caller re-raises."""
@@ -437,6 +459,13 @@ class FlowRunEngine(BaseFlowRunEngine):
         """Call the hooks that match ``state`` (default: the current state)."""
         self._call_hooks_for(state)
 
+    def handle_cancellation(self, exc: BaseException) -> None:
+        """The run is being cancelled from outside: Cancelling, then Cancelled."""
+        cancelling, cancelled = self._cancellation_states()
+        self.set_state(cancelling, force=True)
+        self.set_state(cancelled, force=True)
+        self.call_hooks(cancelled)
+
     def wait_until_ready(self) -> None:
         """Sleep until a scheduled retry is due, then enter it."""
         self.wait_until_ready_sync()
@@ -502,6 +531,13 @@ class AsyncFlowRunEngine(BaseFlowRunEngine):
     async def call_hooks(self, state: State[Any] | None = None) -> None:
         """Call the hooks that match ``state`` (default: the current state)."""
         self._call_hooks_for(state)
+
+    async def handle_cancellation(self, exc: BaseException) -> None:
+        """The run is being cancelled from outside: Cancelling, then Cancelled."""
+        cancelling, cancelled = self._cancellation_states()
+        await self.set_state(cancelling, force=True)
+        await self.set_state(cancelled, force=True)
+        await self.call_hooks(cancelled)
 
     async def wait_until_ready(self) -> None:
         """Sleep (without blocking the loop) until a scheduled retry is due, then enter it."""

@@ -124,6 +124,9 @@ class BaseRunEngine:
 
     # --- calling the function -----------------------------------------------------------------
 
+    #: Whether a coroutine the function returns is awaited as part of the run.
+    awaits_returned_coroutines = False
+
     #: The exception type of a run that ran past its ``timeout_seconds``.
     timeout_exception: type[BaseException] = TimeoutError
 
@@ -167,6 +170,8 @@ class BaseRunEngine:
         args, kwargs = self.call_args()
         try:
             value = await asyncio.wait_for(self.owner.fn(*args, **kwargs), self.timeout_seconds)
+            if self.awaits_returned_coroutines and asyncio.iscoroutine(value):
+                value = await value  # e.g. ``return some_async_task()`` without ``await``
         except TimeoutError:
             self._handle_raised(self.timeout_error())
         except BaseException as exc:

@@ -167,3 +167,28 @@ class TestAllowFailure:
 class TestQuote:
     def test_quote_passes_value_without_resolution(self):
         assert quote_flow() == ("list", [State.__name__])
+
+
+@flow
+def child_waiting(key):
+    record(key, "child ran")
+    return "child"
+
+
+@flow
+def subflow_wait_for_flow(key):
+    failed = fail_task.submit()
+    ok = add.submit(1, 1)
+    blocked = child_waiting(key, wait_for=[failed], return_state=True)
+    allowed = child_waiting(key, wait_for=[allow_failure(failed), ok], return_state=True)
+    return (blocked.type.value, blocked.name), allowed.result()
+
+
+class TestSubflowWaitFor:
+    def test_a_subflow_waiting_for_a_failed_upstream_is_not_ready(self, key):
+        # Given a subflow whose wait_for upstream failed, and one that allows the failure
+        blocked, allowed = subflow_wait_for_flow(key)
+        # Then the first never runs (Pending/NotReady) and the second runs
+        assert blocked == ("PENDING", "NotReady")
+        assert allowed == "child"
+        assert recorded(key) == ["child ran"]
