@@ -180,7 +180,10 @@ def _entrypoint_of(fn: Any) -> str:
     """``module:qualname`` for ``fn``; a script's path instead of ``__main__``."""
     module = getattr(fn, "__module__", None) or ""
     if module == "__main__" or module.startswith("__celerity_script_"):
-        module = inspect.getfile(fn)
+        try:
+            module = inspect.getfile(fn)
+        except TypeError:  # a callable object or a built-in: keep the module name
+            pass
     return f"{module}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
