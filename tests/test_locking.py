@@ -216,3 +216,25 @@ class TestRedisLeases:
             manager.release_lock(key, holder="survivor")
         finally:
             manager.close()
+
+
+class TestLapsedLockFiles:
+    def test_breaking_a_lapsed_lock_spares_a_fresh_one_taken_meanwhile(self, tmp_path, key):
+        from engine.locking.filesystem import _break_lapsed
+
+        manager = FileSystemLockManager(lock_files_directory=tmp_path)
+        manager.acquire_lock(key, holder="old", hold_timeout=0.0)
+        lapsed_text = (tmp_path / f"{key}.lock").read_text()
+        # Given another process broke the lapsed lock and took the key since we read it
+        (tmp_path / f"{key}.lock").unlink()
+        assert manager.acquire_lock(key, holder="fresh")
+        # When we break what we saw lapse, the fresh lock survives
+        _break_lapsed(tmp_path / f"{key}.lock", lapsed_text)
+        assert manager.is_lock_holder(key, "fresh")
+        assert [path.name for path in tmp_path.iterdir()] == [f"{key}.lock"]
+
+    def test_a_lapsed_lock_file_is_taken_over(self, tmp_path, key):
+        manager = FileSystemLockManager(lock_files_directory=tmp_path)
+        manager.acquire_lock(key, holder="old", hold_timeout=0.0)
+        assert manager.acquire_lock(key, holder="new", acquire_timeout=0)
+        assert manager.is_lock_holder(key, "new")

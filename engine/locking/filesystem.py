@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 from engine.locking._polling import apoll, poll
@@ -31,17 +32,15 @@ class FileSystemLockManager:
         """The live lock file's content, removing it when it has lapsed."""
         path = self._path(key)
         try:
-            content = json.loads(path.read_text())
+            text = path.read_text()
+            content = json.loads(text)
         except FileNotFoundError:
             return None
         except ValueError:  # a holder is writing it right now: it is held
             return {"holder": None, "expires_at": None}
         expires_at = content.get("expires_at")
         if isinstance(expires_at, (int, float)) and expires_at <= time.time():
-            # Best effort: two processes breaking the same lapsed lock at once may
-            # both take it (a file system has no compare-and-delete). Locks taken
-            # without a hold_timeout never lapse, and are never broken.
-            path.unlink(missing_ok=True)
+            _break_lapsed(path, text)
             return None
         return content
 
@@ -113,6 +112,27 @@ class FileSystemLockManager:
 
     def __repr__(self) -> str:
         return f"FileSystemLockManager(lock_files_directory={str(self.lock_files_directory)!r})"
+
+
+def _break_lapsed(path: Path, seen: str) -> None:
+    """Remove the lapsed lock file whose text was ``seen``, unless it changed meanwhile.
+
+    Another process may have broken it and taken the key between our read and
+    now: the file is moved aside first (atomic), and put back if what was moved
+    is not the lapsed lock we saw.
+    """
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.lapsed")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return  # broken by someone else already
+    try:
+        if aside.read_text() != seen:
+            os.link(aside, path)  # a fresh lock: give it back to its holder
+    except FileExistsError:
+        pass  # yet another holder took the key meanwhile; the moved one has lost it
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 __all__ = ["FileSystemLockManager"]
