@@ -32,12 +32,7 @@ from engine.utilities.callables import (
     DecoratedFunction,
     check_hooks,
     check_run_name,
-    is_async_fn,
-    is_async_generator_fn,
-    is_generator_fn,
-    raise_for_reserved_arguments,
     signature_of,
-    unwrap_method_descriptor,
 )
 from engine.utilities.hashing import file_hash
 from engine.utilities.importing import import_object
@@ -220,13 +215,9 @@ class Flow(DecoratedFunction, Generic[P, R]):
     ) -> None:
         self._options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         hooks = {kind: check_hooks(kind, self._options[kind], "flow") for kind in _HOOK_KINDS}
-        function, self._method_kind = unwrap_method_descriptor(fn)
-        if not callable(function):
-            raise TypeError("@flow must decorate a function.")
-        self.fn = function
+        function = self._take_function(fn, "flow")
         self.name = check_name(name if name is not None else _default_name(function))
         check_run_name("flow_run_name", flow_run_name)
-        raise_for_reserved_arguments(function, ("return_state", "wait_for"))
         if validate_parameters:
             _check_validatable(function)
         self.flow_run_name = flow_run_name
@@ -246,11 +237,7 @@ class Flow(DecoratedFunction, Generic[P, R]):
         self.result_serializer = result_serializer
         self.cache_result_in_memory = cache_result_in_memory
         self.log_prints = log_prints
-        for kind, kind_hooks in hooks.items():
-            setattr(self, f"{kind}_hooks", kind_hooks)
-        self.is_async = is_async_fn(function) or is_async_generator_fn(function)
-        self.isgenerator = is_generator_fn(function) or is_async_generator_fn(function)
-        functools.update_wrapper(self, function, updated=())
+        self._set_hooks(hooks)
         self._storage: Any = None  # the code storage of a flow loaded by from_source
         self._entrypoint = _entrypoint_of(function)
 

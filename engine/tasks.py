@@ -23,12 +23,9 @@ from engine.utilities.callables import (
     DecoratedFunction,
     check_hooks,
     check_run_name,
-    is_async_fn,
     is_async_generator_fn,
     is_generator_fn,
-    raise_for_reserved_arguments,
     signature_of,
-    unwrap_method_descriptor,
 )
 
 P = ParamSpec("P")
@@ -80,6 +77,22 @@ def _normalise_delays(retries: int, delay: Any) -> float | list[float]:
             f"Received type {type(delay)}"
         )
     return float(delay or 0)
+
+
+def _check_task_options(
+    name: Any, task_run_name: Any, retry_jitter_factor: Any, retry_condition_fn: Any
+) -> None:
+    """TypeError / ValueError at decoration for options that could never work."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"Expected string for task parameter 'name'; got {type(name).__name__}.")
+    check_run_name("task_run_name", task_run_name)
+    if retry_jitter_factor is not None and retry_jitter_factor < 0:
+        raise ValueError("`retry_jitter_factor` must be >= 0.")
+    if retry_condition_fn is not None and not callable(retry_condition_fn):
+        raise TypeError(
+            "Expected `retry_condition_fn` to be callable, "
+            f"got {type(retry_condition_fn).__name__} instead."
+        )
 
 
 def _task_key(fn: Any) -> str:
@@ -219,23 +232,8 @@ class Task(DecoratedFunction, Generic[P, R]):
     ) -> None:
         self._options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         hooks = {kind: check_hooks(kind, self._options[kind], "task") for kind in _HOOK_KINDS}
-        function, self._method_kind = unwrap_method_descriptor(fn)
-        if not callable(function):
-            raise TypeError("@task must decorate a function.")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(
-                f"Expected string for task parameter 'name'; got {type(name).__name__}."
-            )
-        check_run_name("task_run_name", task_run_name)
-        raise_for_reserved_arguments(function, ("return_state", "wait_for"))
-        if retry_jitter_factor is not None and retry_jitter_factor < 0:
-            raise ValueError("`retry_jitter_factor` must be >= 0.")
-        if retry_condition_fn is not None and not callable(retry_condition_fn):
-            raise TypeError(
-                "Expected `retry_condition_fn` to be callable, "
-                f"got {type(retry_condition_fn).__name__} instead."
-            )
-        self.fn = function
+        function = self._take_function(fn, "task")
+        _check_task_options(name, task_run_name, retry_jitter_factor, retry_condition_fn)
         self.name = name or getattr(function, "__name__", None) or type(function).__name__
         self.description = description or inspect.getdoc(function)
         self.tags = set(tags or ())
@@ -265,14 +263,10 @@ class Task(DecoratedFunction, Generic[P, R]):
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
         self.queue = queue
-        for kind, kind_hooks in hooks.items():
-            setattr(self, f"{kind}_hooks", kind_hooks)
+        self._set_hooks(hooks)
         self.viz_return_value = viz_return_value
-        self.is_async = is_async_fn(function) or is_async_generator_fn(function)
-        self.isgenerator = is_generator_fn(function) or is_async_generator_fn(function)
         self.task_key = _task_key(function)
         self.source_code = _source_of(function)
-        functools.update_wrapper(self, function, updated=())
 
     def with_options(
         self,

@@ -163,9 +163,26 @@ class DecoratedFunction:
 
     fn: Callable[..., Any]
     is_async: bool
+    isgenerator: bool
     _options: dict[str, Any]
     _method_kind: str | None = None
     _receiver: Any = UNBOUND
+
+    def _take_function(self, fn: Any, decorator: str) -> Callable[..., Any]:
+        """Keep ``fn`` (unwrapped from a classmethod / staticmethod) after checking it."""
+        function, self._method_kind = unwrap_method_descriptor(fn)
+        if not callable(function):
+            raise TypeError(f"@{decorator} must decorate a function.")
+        raise_for_reserved_arguments(function, ("return_state", "wait_for"))
+        self.fn = function
+        self.is_async = is_async_fn(function) or is_async_generator_fn(function)
+        self.isgenerator = is_generator_fn(function) or is_async_generator_fn(function)
+        functools.update_wrapper(self, function, updated=())  # type: ignore[arg-type]
+        return function
+
+    def _set_hooks(self, hooks: dict[str, list[Callable[..., Any]]]) -> None:
+        for kind, kind_hooks in hooks.items():
+            setattr(self, f"{kind}_hooks", kind_hooks)
 
     def _copy_with(self, overrides: dict[str, Any], keep_none: frozenset[str]) -> Self:
         """A copy built from this one's options with ``overrides`` applied.
