@@ -410,7 +410,9 @@ class Flow(DecoratedFunction, Generic[P, R]):
         cleared with None, ``timeout_seconds`` with 0.
         """
         overrides = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        return self._copy_with(overrides, _CLEARED_BY_NONE)
+        copied = self._copy_with(overrides, _CLEARED_BY_NONE)
+        copied._storage, copied._entrypoint = self._storage, self._entrypoint
+        return copied
 
     # --- running ---------------------------------------------------------------------------
 

@@ -213,6 +213,8 @@ class TestFromSource:
         storage = CodeStorage()
         loaded = Flow.from_source(source=storage, entrypoint="flows.py:dog")
         assert (loaded(), loaded._storage, storage.pulls) == ("woof", storage, 1)
+        copied = loaded.with_options(name="copied")
+        assert (copied._storage, copied._entrypoint) == (storage, "flows.py:dog")
 
     def test_by_module_entrypoint_leaves_sys_path_alone(self):
         before = list(sys.path)
