@@ -35,7 +35,7 @@ from engine.utilities.callables import (
     signature_of,
 )
 from engine.utilities.hashing import file_hash
-from engine.utilities.importing import import_object
+from engine.utilities.importing import SCRIPT_MODULE_PREFIX, import_object
 
 if TYPE_CHECKING:
     from engine.states import State
@@ -174,7 +174,7 @@ def _persist_implied(
 def _entrypoint_of(fn: Any) -> str:
     """``module:qualname`` for ``fn``; a script's path instead of ``__main__``."""
     module = getattr(fn, "__module__", None) or ""
-    if module == "__main__" or module.startswith("__celerity_script_"):
+    if module == "__main__" or module.startswith(SCRIPT_MODULE_PREFIX):
         try:
             module = inspect.getfile(fn)
         except TypeError:  # a callable object or a built-in: keep the module name

@@ -232,3 +232,15 @@ class TestFromSource:
     def test_unsupported_source(self):
         with pytest.raises(TypeError, match="Unsupported source type"):
             Flow.from_source(source=object(), entrypoint="flows.py:dog")
+
+
+class TestScriptsNamedLikeModules:
+    def test_a_script_named_like_a_module_is_sent_by_value(self, tmp_path):
+        from engine.utilities.importing import to_reference
+
+        # "json" is taken by the standard library, so the script gets a private name
+        path = script(tmp_path, PLAIN, "json.py")
+        loaded = load_flow_from_entrypoint(f"{path}:dog")
+        assert loaded.fn.__module__.startswith("__celerity_script_")
+        assert loaded._entrypoint == f"{path}:dog"
+        assert "pickle" in to_reference(loaded)

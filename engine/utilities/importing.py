@@ -31,6 +31,9 @@ import cloudpickle
 from engine.exceptions import ScriptError, SerializationError
 from engine.utilities.hashing import stable_hash
 
+# The module name given to a script whose file name is already a module's.
+SCRIPT_MODULE_PREFIX = "__celerity_script_"
+
 
 def import_path_of(obj: Any) -> str | None:
     """``module:qualname`` that imports back to ``obj`` itself, or None."""
@@ -38,6 +41,8 @@ def import_path_of(obj: Any) -> str | None:
     module = getattr(target, "__module__", None)
     qualname = getattr(target, "__qualname__", None)
     if not module or not qualname or module == "__main__" or "<locals>" in qualname:
+        return None
+    if module.startswith(SCRIPT_MODULE_PREFIX):  # a name only this process gave the script
         return None
     try:
         found = load_import_path(f"{module}:{qualname}")
@@ -122,7 +127,7 @@ def load_script_as_module(path: str) -> ModuleType:
     source = Path(path).resolve()
     module_name = source.stem
     if module_name in sys.modules:  # a script named like a module must not replace it
-        module_name = f"__celerity_script_{stable_hash(str(source))[:16]}__"
+        module_name = f"{SCRIPT_MODULE_PREFIX}{stable_hash(str(source))[:16]}__"
     search = [str(source.parent), os.getcwd()]
     spec = importlib.util.spec_from_file_location(
         module_name, path, submodule_search_locations=search
