@@ -846,15 +846,7 @@ class ResultStore:
     @async_dispatch(aupdate_for_task)
     def update_for_task(self, task: Any) -> ResultStore:
         """A copy that follows ``task``'s storage, serializer and cache policy options."""
-        update = _run_options(task)
-        policy = getattr(task, "cache_policy", None)
-        key_storage = getattr(policy, "key_storage", None)
-        lock_manager = getattr(policy, "lock_manager", None)
-        if key_storage is not None:
-            update["metadata_storage"] = key_storage
-        if lock_manager is not None:
-            update["lock_manager"] = lock_manager
-        return self.model_copy(update=update)
+        return self.model_copy(update=_task_options(task))
 
 
 def result_store_for_task(task: Any, parent: ResultStore | None = None) -> ResultStore:
@@ -867,10 +859,12 @@ def result_store_for_task(task: Any, parent: ResultStore | None = None) -> Resul
     block can lock its own key.
     """
     if parent is None:
-        # The process's lock manager is for transaction() blocks; a task's own
-        # policy must name one to ask for SERIALIZABLE (ConfigurationError otherwise).
-        parent = get_result_store().model_copy(update={"lock_manager": None})
-    return parent.update_for_task(task, _sync=True)
+        # Not get_result_store(): the process's lock manager is for transaction()
+        # blocks; a task's own policy must name one to ask for SERIALIZABLE.
+        parent = _context_result_store() or _PLAIN_STORE
+    update = _task_options(task)
+    # Called for every task run: the common task without options shares its parent.
+    return parent.model_copy(update=update) if update else parent
 
 
 def _run_options(run_owner: Any) -> dict[str, Any]:
@@ -880,6 +874,22 @@ def _run_options(run_owner: Any) -> dict[str, Any]:
     if getattr(run_owner, "result_serializer", None) is not None:
         update["serializer"] = run_owner.result_serializer
     return update
+
+
+def _task_options(task: Any) -> dict[str, Any]:
+    update = _run_options(task)
+    policy = getattr(task, "cache_policy", None)
+    key_storage = getattr(policy, "key_storage", None)
+    lock_manager = getattr(policy, "lock_manager", None)
+    if key_storage is not None:
+        update["metadata_storage"] = key_storage
+    if lock_manager is not None:
+        update["lock_manager"] = lock_manager
+    return update
+
+
+# Records in the run store, no lock manager: what a task run without options starts from.
+_PLAIN_STORE = ResultStore()
 
 
 def default_holder() -> str:
@@ -904,15 +914,20 @@ def get_result_store() -> ResultStore:
     transactions work without configuration: in memory when embedded, in
     Redis on a fleet.
     """
+    found = _context_result_store()
+    if found is None:
+        return _PLAIN_STORE.model_copy(update={"lock_manager": default_lock_manager()})
+    if found.lock_manager is None:
+        return found.model_copy(update={"lock_manager": default_lock_manager()})
+    return found
+
+
+def _context_result_store() -> ResultStore | None:
     from engine.context import FlowRunContext, TaskRunContext
 
     context = TaskRunContext.get() or FlowRunContext.get()
     found = getattr(context, "result_store", None)
-    if not isinstance(found, ResultStore):
-        return ResultStore(lock_manager=default_lock_manager())
-    if found.lock_manager is None:
-        return found.model_copy(update={"lock_manager": default_lock_manager()})
-    return found
+    return found if isinstance(found, ResultStore) else None
 
 
 _redis_lock_managers: dict[tuple[str, str], Any] = {}
