@@ -150,6 +150,7 @@ def run_with_continuations(
         return finished
     finally:
         _local.continuations = None
+        _local.finished_states = {}
 
 
 def execute_envelope(
@@ -161,12 +162,20 @@ def execute_envelope(
     lapsed: set[uuid.UUID] = set()
     if isinstance(store, SharedRunStore):
         runs, lapsed = _claim(store, envelope, queue, requeue_later)
+    # The final states of the previous envelope's runs are what its released
+    # continuation reads as upstreams; only the last envelope's are kept.
+    upstreams: dict[uuid.UUID, State[Any]] = getattr(_local, "finished_states", None) or {}
+    _local.finished_states = {}
     with lease_keeper.holding(store, *(entry.id for entry in runs)):
-        return _execute_claimed(envelope, runs, lapsed, requeue_later)
+        return _execute_claimed(envelope, runs, lapsed, requeue_later, upstreams)
 
 
 def _execute_claimed(
-    envelope: Envelope, runs: list[RunEntry], lapsed: set[uuid.UUID], requeue: Requeue | None
+    envelope: Envelope,
+    runs: list[RunEntry],
+    lapsed: set[uuid.UUID],
+    requeue: Requeue | None,
+    upstreams: dict[uuid.UUID, State[Any]],
 ) -> int:
     context = envelope.context
     storage = _result_storage(context.get("result_storage"))
@@ -176,7 +185,8 @@ def _execute_claimed(
         reason = _with_hint(f"The worker could not load task {envelope.task_name!r}", exc)
         return sum(_fail_run(entry, reason) for entry in runs)
     return sum(
-        _run_entry(task, entry, context, storage, entry.id in lapsed, requeue) for entry in runs
+        _run_entry(task, entry, context, storage, entry.id in lapsed, requeue, upstreams)
+        for entry in runs
     )
 
 
@@ -204,6 +214,7 @@ def _run_entry(
     storage: ResultStorage | None,
     lease_lapsed: bool,
     requeue_later: Requeue | None,
+    upstreams: dict[uuid.UUID, State[Any]],
 ) -> bool:
     try:
         task_run = _task_run_of(entry)
@@ -212,7 +223,7 @@ def _run_entry(
                      entry.id)
         return True
     try:
-        parameters = resolve_upstream_refs(unpack(entry.parameters))
+        parameters = resolve_upstream_refs(unpack(entry.parameters), upstreams)
         prefetch_results(parameters)
     except Exception as exc:
         return _fail_run(entry, f"The worker could not load the task run's parameters: {exc!r}")
@@ -222,7 +233,16 @@ def _run_entry(
             state = _begin(task, task_run, parameters, context, storage)
     elif not state.is_final() and requeue_later is not None and not state.is_pending():
         requeue_later([entry])  # someone else holds it right now: look again later
+    if state.is_final():
+        _remember_final(entry.id, state)
     return state.is_final()
+
+
+def _remember_final(run_id: uuid.UUID, state: State[Any]) -> None:
+    """Keep a final state for the continuation this run may release (see execute_envelope)."""
+    finished = getattr(_local, "finished_states", None)
+    if finished is not None and getattr(_local, "continuations", None) is not None:
+        finished[run_id] = state
 
 
 def _begin(
