@@ -158,6 +158,20 @@ class TestDirectFlowCalls:
         assert state.result() == 2
         assert h.names(state.state_details.flow_run_id) == ["Pending", "Running", "Completed"]
 
+    def test_sync_flow_called_from_async_code_returns_its_value(self):
+        async def caller():
+            value = plain_value_flow(5)
+            state = plain_value_flow(5, return_state=True)
+            return value, await state.result()  # a State's result is awaitable here
+
+        assert asyncio.run(caller()) == ({"doubled": 10}, {"doubled": 10})
+
+    def test_async_flow_awaited_from_async_code(self):
+        async def caller():
+            return await async_value_flow(1), await async_value_flow(2)
+
+        assert asyncio.run(caller()) == (2, 3)
+
 
 class TestWrongArguments:
     def test_task_missing_argument_names_parameter(self):
