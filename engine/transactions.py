@@ -60,6 +60,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from engine.exceptions import ConfigurationError
+from engine.filesystems import NullFileSystem
 from engine.results import ResultStore, default_holder, get_result_store
 
 Hook = Callable[[Any], Any]
@@ -375,8 +376,6 @@ def _settle(outcome: Any) -> None:
 
 def _without_null_metadata(store: ResultStore | None) -> ResultStore | None:
     # A NullFileSystem for metadata would hide every record: keep them with the results.
-    from engine.filesystems import NullFileSystem
-
     if store is not None and isinstance(store.metadata_storage, NullFileSystem):
         return store.model_copy(update={"metadata_storage": None})
     return store
