@@ -38,7 +38,6 @@ class ContextModel(BaseModel):
 
     __var__: ClassVar[contextvars.ContextVar[Any]]
     _var: ClassVar[contextvars.ContextVar[Any]]
-    _token: contextvars.Token[Any] | None = PrivateAttr(None)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -47,20 +46,23 @@ class ContextModel(BaseModel):
         cls.__var__ = var
         cls._var = var  # the name Celerity's own modules use
 
+    # The context variable's token is kept in the instance dict under a name
+    # no field can have: a pydantic private attribute costs microseconds to
+    # set up and to reach, and a context is entered for every task run.
     def __enter__(self: C) -> C:
-        if self._token is not None:
+        if self.__dict__.get("_token") is not None:
             raise RuntimeError(
                 "Context already entered. Context enter calls cannot be nested; "
                 "enter a model_copy() instead."
             )
-        self._token = self.__var__.set(self)
+        self.__dict__["_token"] = self.__var__.set(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._token is None:
+        token = self.__dict__.pop("_token", None)
+        if token is None:
             raise RuntimeError("Asymmetric use of context. Context exit called without an enter.")
-        self.__var__.reset(self._token)
-        self._token = None
+        self.__var__.reset(token)
 
     @classmethod
     def get(cls: type[C]) -> C | None:
@@ -70,7 +72,7 @@ class ContextModel(BaseModel):
     def model_copy(self: C, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> C:
         """A copy that has not been entered (so it can be entered while this one is)."""
         copy = super().model_copy(update=update, deep=deep)
-        copy._token = None
+        copy.__dict__.pop("_token", None)
         return copy
 
 

@@ -205,8 +205,8 @@ class BaseFlowRunEngine(BaseRunEngine):
                 "its keys deleted? Its outcome cannot be recorded; this process stops it."
             ) from None
 
-    def _accept(self, state: State[Any]) -> None:
-        super()._accept(state)
+    def _accept(self, state: State[Any], run: Any) -> None:
+        super()._accept(state, run)
         self._mirror_on_parent(state)
 
     def _mirror_on_parent(self, state: State[Any]) -> None:

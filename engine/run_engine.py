@@ -64,7 +64,8 @@ class BaseRunEngine:
 
     def _set_state(self, state: State[Any], force: bool = False) -> State[Any]:
         """Propose ``state``; on acceptance it becomes the run's state. The state in effect."""
-        current = self.run.state
+        run = getattr(self, self.record_attr)
+        current = run.state
         if current is not None and state.timestamp <= current.timestamp:
             # States are ordered by time: one made in the same clock tick
             # as the last must still come after it.
@@ -77,14 +78,14 @@ class BaseRunEngine:
         if outcome.status == SetStateStatus.ABORT:
             raise Abort(outcome.reason or f"{self.kind.title()} run was aborted.")
         if outcome.status == SetStateStatus.ACCEPT:
-            self._accept(state)
+            self._accept(state, run)
         elif outcome.state is not None:
             self.state = outcome.state
         return self.state
 
-    def _accept(self, state: State[Any]) -> None:
-        for name, value in entering_fields(self.run, state).items():
-            setattr(self.run, name, value)
+    def _accept(self, state: State[Any], run: Any) -> None:
+        for name, value in entering_fields(run, state).items():
+            setattr(run, name, value)
         self.state = state
 
     @property

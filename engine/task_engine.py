@@ -18,7 +18,7 @@ import random
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
@@ -148,8 +148,10 @@ class BaseTaskRunEngine(BaseRunEngine):
 
     @contextmanager
     def _initialized(self, task_run_id: uuid.UUID | None = None) -> Iterator[Any]:
-        hydrate = hydrated_context(self.context) if self.context else nullcontext()
-        with hydrate:
+        """Create (or take) the task run and enter its context."""
+        with ExitStack() as stack:
+            if self.context:
+                stack.enter_context(hydrated_context(self.context))
             self.store = get_store()
             self.result_storage = (
                 resolve_storage(getattr(self.task, "result_storage", None))
@@ -159,17 +161,21 @@ class BaseTaskRunEngine(BaseRunEngine):
             if self.task_run is None:
                 self.task_run = self._create_task_run(task_run_id)
                 self.state = self.task_run.state or Pending()
-            with self._run_context():
-                yield self
-            if self.state.type == StateType.PENDING and self.state.name == "Pending":
-                # Never started: its flow run ended before the run was released.
-                self.logger.warning(
-                    "Task run %r did not run: it is still Pending. Please wait for all "
-                    "submitted tasks to complete before exiting your flow (call .wait() or "
-                    ".result() on the futures .submit() returns).",
-                    self.run.name,
-                )
-            self.store = None
+            task_run = self.task_run
+            self._context = self._new_context(task_run)
+            stack.enter_context(self._context)
+            stack.enter_context(patch_print(self._context.log_prints))
+            stack.enter_context(lease_keeper.holding(self.store, task_run.id))
+            yield self
+        if self.state.type == StateType.PENDING and self.state.name == "Pending":
+            # Never started: its flow run ended before the run was released.
+            self.logger.warning(
+                "Task run %r did not run: it is still Pending. Please wait for all "
+                "submitted tasks to complete before exiting your flow (call .wait() or "
+                ".result() on the futures .submit() returns).",
+                task_run.name,
+            )
+        self.store = None
 
     def _create_task_run(self, task_run_id: uuid.UUID | None) -> TaskRun:
         task_run = new_task_run(self.task, self.parameters, run_id=task_run_id)
@@ -180,25 +186,19 @@ class BaseTaskRunEngine(BaseRunEngine):
         self.store.create_task_run(task_run)
         return task_run
 
-    @contextmanager
-    def _run_context(self) -> Iterator[None]:
-        """The task run context, with print capture when ``log_prints`` is on."""
+    def _new_context(self, task_run: TaskRun) -> TaskRunContext:
+        """The task run context, with ``log_prints`` resolved (the flow's when unset)."""
         log_prints = self.task.log_prints
         if log_prints is None:
             flow_ctx = FlowRunContext.get()
             log_prints = bool(flow_ctx and flow_ctx.log_prints)
-        self._context = TaskRunContext(
+        return TaskRunContext(
             task=self.task,
-            task_run=self.run,
+            task_run=task_run,
             parameters=self.parameters,
             result_storage=self.result_storage,
             log_prints=log_prints,
         )
-        with ExitStack() as stack:
-            stack.enter_context(self._context)
-            stack.enter_context(patch_print(log_prints))
-            stack.enter_context(lease_keeper.holding(self.store, self.run.id))
-            yield
 
     def _should_begin(self) -> bool:
         return not self._reused and not self.state.is_final()
