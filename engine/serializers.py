@@ -90,11 +90,20 @@ def _library(name: str, *functions: str) -> Any:
 
 
 def _import_object(path: str) -> Any:
-    module_name, _, attribute = path.rpartition(".")
-    try:
-        return getattr(_import_module(module_name), attribute)
-    except AttributeError:
-        raise ValueError(f"{path!r} could not be imported.") from None
+    """The object at ``module.attribute[.nested...]`` (a class nested in a class too)."""
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[split:]:
+                found = getattr(found, attribute)
+        except AttributeError:
+            break
+        return found
+    raise ValueError(f"{path!r} could not be imported.")
 
 
 class PickleSerializer(Serializer):

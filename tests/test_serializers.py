@@ -216,3 +216,14 @@ def test_a_default_payload_reads_as_a_record_of_its_value(tmp_path: Path):
     storage.write(list(range(1000)), key="stored")
     record = ResultRecord.deserialize(storage.read_path("stored"))
     assert record.result == list(range(1000))
+
+
+class Outer:
+    class Inner(BaseModel):
+        value: int
+
+
+def test_a_model_nested_in_a_class_round_trips_as_json():
+    serializer = JSONSerializer()
+    again = serializer.loads(serializer.dumps(Outer.Inner(value=3)))
+    assert again == Outer.Inner(value=3)
