@@ -77,9 +77,16 @@ class ContextModel(BaseModel):
 
 
 class RunContext(ContextModel):
-    """What flow and task run contexts share: when the run (attempt) started."""
+    """What flow and task run contexts share: when the run (attempt) started.
+
+    ``client`` and ``result_store`` are accepted where Prefect code passes
+    them (its API client, its result store) and kept as given; the engines
+    use the run store and ``result_storage``.
+    """
 
     start_time: datetime.datetime = Field(default_factory=now)
+    client: Any = None
+    result_store: Any = None
 
 
 class FlowRunContext(RunContext):

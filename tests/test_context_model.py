@@ -71,3 +71,15 @@ class TestRunContexts:
         with hydrated_context({"tags_context": {"current_tags": {"a", "b"}}}):
             assert TagsContext.get().current_tags == {"a", "b"}
         assert TagsContext.get().current_tags == set()
+
+    def test_prefects_client_and_result_store_arguments_are_accepted(self):
+        from engine.context import FlowRunContext, get_run_context
+
+        store = object()
+        with FlowRunContext(flow=None, flow_run=None, client=None, result_store=store,
+                            parameters={"x": "y"}) as flow_ctx:
+            with TaskRunContext(task=None, task_run=None, result_store=store) as task_ctx:
+                assert get_run_context() is task_ctx  # the task context takes precedence
+            assert get_run_context() is flow_ctx
+            assert flow_ctx.result_store is store
+            assert flow_ctx.parameters == {"x": "y"}
