@@ -186,11 +186,15 @@ class BaseFlowRunEngine(BaseRunEngine):
 
     def _reuse_child(self, parent_task_run: TaskRun) -> None:
         """Take the outcome of a child flow run that completed in an earlier attempt."""
-        child_id = parent_task_run.state.state_details.child_flow_run_id  # type: ignore[union-attr]
+        mirrored = parent_task_run.state
+        assert mirrored is not None
+        child_id = mirrored.state_details.child_flow_run_id
         child = self.store.read_flow_run(child_id) if child_id else None
-        self._reused = child or FlowRun(name=self.flow.name, flow_name=self.flow.name)
-        self._reused.state = parent_task_run.state
-        self.state = parent_task_run.state  # type: ignore[assignment]
+        if child is None or child.state is None or not child.state.is_completed():
+            # The child's own record is gone: its parent task run's copy will do.
+            child = FlowRun(name=self.flow.name, flow_name=self.flow.name, state=mirrored)
+        self._reused = child
+        self.state = child.state  # type: ignore[assignment]
 
     # --- transitions -------------------------------------------------------------------------
 

@@ -60,7 +60,9 @@ def counted_child(key, x):
 @flow(retries=1)
 def parent_failing_after_child(key):
     first = counted_child(key, 1)
-    second = counted_child(key, 2)
+    second_state = counted_child(key, 2, return_state=True)
+    second = second_state.result()
+    record(f"{key}:second-child-run", second_state.state_details.flow_run_id)
     record(f"{key}:parent", "attempt")
     if len(recorded(f"{key}:parent")) == 1:
         raise RuntimeError("the parent fails after its children completed")
@@ -123,6 +125,10 @@ class TestFlowRetriesReuseChildFlows:
         assert state.result() == 101 + 102
         assert recorded(f"{key}:child") == [1, 2]
         assert recorded(f"{key}:parent") == ["attempt", "attempt"]
+        # The retry gets the child flow run's own final state, from the first attempt
+        first_id, again_id = recorded(f"{key}:second-child-run")
+        assert first_id == again_id
+        assert h.names(first_id) == ["Pending", "Running", "Completed"]
         parent_id = state.state_details.flow_run_id
         children = [run for run in h.store().read_task_runs(parent_id)]
         assert len(children) == 2
