@@ -143,6 +143,15 @@ class CeleritySettings(BaseSettings):
         description="Lease of a running task run or coordinator; renewed by heartbeats.",
     )
 
+    # --- dashboard -----------------------------------------------------------------
+    dashboard_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Token that allows the web dashboard's actions (retry, resume); without it the "
+            "dashboard is read-only. Send it as `Authorization: Bearer <token>`."
+        ),
+    )
+
     # --- Redis connection --------------------------------------------------------
     socket_timeout: float = Field(
         default=10.0,
