@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import random
 import sys
 import tempfile
 import uuid
@@ -44,41 +43,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Hook = Callable[..., Any]
 
-_ADJECTIVES = (
-    "amber",
-    "brisk",
-    "calm",
-    "daring",
-    "eager",
-    "fleet",
-    "gentle",
-    "keen",
-    "lively",
-    "nimble",
-    "quiet",
-    "rapid",
-    "steady",
-    "swift",
-    "vivid",
-)
-_NOUNS = (
-    "badger",
-    "comet",
-    "falcon",
-    "heron",
-    "lynx",
-    "marten",
-    "otter",
-    "plover",
-    "quail",
-    "raven",
-    "stoat",
-    "swallow",
-    "tern",
-    "wren",
-    "zephyr",
-)
-
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     """``fn``'s signature, string annotations (``from __future__ import annotations``) resolved."""
@@ -108,8 +72,15 @@ def _adapter_for(annotation: Any) -> TypeAdapter[Any] | None:
 
 
 def generate_run_name() -> str:
-    """A readable random name such as ``swift-heron``."""
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}"
+    """A readable random name such as ``modern-nuthatch``.
+
+    Two words from coolname's vocabulary (hundreds of thousands of pairs, as
+    Prefect's run names), so names rarely repeat within a store's retention;
+    ``celerity runs`` commands accept a name where it is unique.
+    """
+    import coolname  # loads its word lists: only when a flow run is named
+
+    return str(coolname.generate_slug(2))
 
 
 # Characters a flow name may not contain (they break URLs and file names).
