@@ -16,7 +16,7 @@ from rich.pretty import pretty_repr
 from rich.table import Table
 
 from broker_config.settings import ENV_PREFIX, CeleritySettings, masked_settings
-from celerity import cli_fleet, cli_runs
+from celerity import cli_dashboard, cli_fleet, cli_runs
 from celerity.cli_common import (
     UsageFailure,
     console,
@@ -158,7 +158,7 @@ def flow_run(target: str, pairs: tuple[str, ...], params_json: str | None) -> No
 # --- commands from other modules -----------------------------------------------------
 
 flow.add_command(cli_runs.flow_submit)
-for _command in [*cli_runs.COMMANDS, *cli_fleet.COMMANDS]:
+for _command in [*cli_runs.COMMANDS, *cli_fleet.COMMANDS, *cli_dashboard.COMMANDS]:
     main.add_command(_command)
 
 

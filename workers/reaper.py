@@ -40,6 +40,7 @@ from engine.schemas import TaskRun
 from engine.states import Failed, State
 from engine.store.base import SharedRunStore
 from engine.store.redis import masked_url
+from workers.metrics import LOST_MESSAGE, ORPHANED_TASK_RUN, count_recovery
 
 logger = logging.getLogger("celerity.reaper")
 
@@ -164,6 +165,7 @@ class Reaper:
         from workers.execution import take_over
 
         if take_over(run, run.state, record.task.retries):  # type: ignore[arg-type]
+            count_recovery(self.store, ORPHANED_TASK_RUN)
             self.runner.resend(run.id)
 
     def _resend_unstarted(self, run: TaskRun, record: InFlight) -> None:
@@ -175,6 +177,7 @@ class Reaper:
                 run.id,
                 time.time() - (record.sent_at or 0),
             )
+            count_recovery(self.store, LOST_MESSAGE)
             self.runner.resend(run.id)
             return
         reason = (

@@ -23,6 +23,7 @@ from typing import Any
 from engine.flow_attempts import crash_flow_run, lapsed_lease_reason
 from engine.store import get_store
 from engine.store.base import SharedRunStore
+from workers.metrics import LAPSED_FLOW_RUN, count_recovery
 
 logger = logging.getLogger("celerity.sweeper")
 
@@ -56,6 +57,7 @@ class FlowRunSweeper:
             reason = lapsed_lease_reason(flow_run)
             if crash_flow_run(self.store, flow_run, reason):
                 logger.error("Flow run %s (%s) crashed: %s", flow_run.id, flow_run.name, reason)
+                count_recovery(self.store, LAPSED_FLOW_RUN)
                 ended.append(flow_run.id)
                 retry_if_allowed(self.store, flow_run.id)
         return ended

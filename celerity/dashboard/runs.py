@@ -1,0 +1,184 @@
+"""What the dashboard reads from the run store: recent runs, one run in full, its logs.
+
+Every read goes to the store (Redis on a fleet) when asked: the page polls, so
+what it shows is at most one poll old. The task runs of a *final* flow run do
+not change any more, so they are kept per flow run state and not read again at
+every poll or scrape of the recent window.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from celerity.dashboard.serialize import (
+    flow_run_json,
+    log_json,
+    state_json,
+    task_run_json,
+)
+from engine.exceptions import ObjectNotFound
+from engine.schemas import FlowRun, TaskRun
+from engine.states import now
+from engine.store.base import RunStore
+
+# How many of the most recent flow runs the list filters and the metrics count.
+WINDOW = 500
+RESULT_CHARS = 2000
+_CACHED_FLOW_RUNS = 2 * WINDOW
+
+
+class RunNotFound(LookupError):
+    """No flow run with that id in the store."""
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which flow runs the list shows: by state (name or type) and flow name, at most
+    ``limit`` of them."""
+
+    state: str | None = None
+    flow: str | None = None
+    limit: int = 50
+
+    def matches(self, run: FlowRun) -> bool:
+        """Whether ``run`` passes both filters (case-insensitive, exact)."""
+        if self.flow and run.flow_name.lower() != self.flow.lower():
+            return False
+        if not self.state:
+            return True
+        state = run.state
+        names = {state.name or "", state.type.value} if state is not None else {"-"}
+        return self.state.lower() in {name.lower() for name in names}
+
+
+class RunReader:
+    """Reads runs for the dashboard from one store; safe to share between threads."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._final_task_runs: OrderedDict[tuple[uuid.UUID, uuid.UUID], list[TaskRun]] = (
+            OrderedDict()
+        )
+        self._results: OrderedDict[uuid.UUID, dict[str, Any]] = OrderedDict()
+
+    # --- the runs list ------------------------------------------------------------------
+
+    def recent(self, limit: int = WINDOW) -> list[FlowRun]:
+        """The most recent flow runs, newest first."""
+        return self.store.list_flow_runs(limit)
+
+    def list_runs(self, run_filter: RunFilter) -> dict[str, Any]:
+        """The filtered runs list, and every flow name and state seen in the window
+        (what the page's filter menus offer)."""
+        window = self.recent()
+        at = now()
+        shown = [run for run in window if run_filter.matches(run)][: run_filter.limit]
+        return {
+            "runs": [flow_run_json(run, at) for run in shown],
+            "flows": sorted({run.flow_name for run in window if run.flow_name}),
+            "states": sorted({run.state.name or "" for run in window if run.state is not None}),
+            "window": len(window),
+        }
+
+    # --- one run --------------------------------------------------------------------------
+
+    def flow_run(self, run_id: uuid.UUID) -> FlowRun:
+        """The flow run with that id; raises RunNotFound."""
+        try:
+            return self.store.read_flow_run(run_id)
+        except ObjectNotFound:
+            raise RunNotFound(f"No flow run with id {run_id}.") from None
+
+    def task_runs(self, flow_run: FlowRun) -> list[TaskRun]:
+        """A flow run's task runs, read once for good when the flow run is final."""
+        state = flow_run.state
+        if state is None or not state.is_final():
+            return self.store.read_task_runs(flow_run.id)
+        key = (flow_run.id, state.id)
+        with self._lock:
+            cached = self._final_task_runs.get(key)
+        if cached is None:
+            cached = self.store.read_task_runs(flow_run.id)
+            with self._lock:
+                self._final_task_runs[key] = cached
+                while len(self._final_task_runs) > _CACHED_FLOW_RUNS:
+                    self._final_task_runs.popitem(last=False)
+        return cached
+
+    def run_detail(self, run_id: uuid.UUID) -> dict[str, Any]:
+        """A flow run in full: its fields, state history, task runs (with their upstreams)
+        and result summary."""
+        flow_run = self.flow_run(run_id)
+        task_runs = self.task_runs(flow_run)
+        at = now()
+        known = {str(run.id) for run in task_runs}
+        return {
+            "flow_run": flow_run_json(flow_run, at),
+            "history": [state_json(s) for s in self._history(run_id)],
+            "task_runs": [task_run_json(run, at, known) for run in task_runs],
+            "result": self.result_summary(flow_run),
+            "now": at.isoformat(),
+        }
+
+    def _history(self, run_id: uuid.UUID) -> list[Any]:
+        try:
+            return self.store.read_state_history(run_id)
+        except ObjectNotFound:  # expired between the two reads
+            return []
+
+    def logs(self, run_id: uuid.UUID, offset: int = 0) -> dict[str, Any]:
+        """A flow run's log lines from ``offset`` on, and the offset to ask for next."""
+        self.flow_run(run_id)
+        lines = self.store.read_logs(run_id, offset)
+        return {"logs": [log_json(line) for line in lines], "next_offset": offset + len(lines)}
+
+    # --- result summary -------------------------------------------------------------------
+
+    def result_summary(self, flow_run: FlowRun) -> dict[str, Any] | None:
+        """The repr of a final flow run's result (or exception), cut to a readable length;
+        None while it runs. Read once per final state."""
+        state = flow_run.state
+        if state is None or not state.is_final():
+            return None
+        with self._lock:
+            cached = self._results.get(state.id)
+        if cached is None:
+            cached = _summarise(state)
+            with self._lock:
+                self._results[state.id] = cached
+                while len(self._results) > _CACHED_FLOW_RUNS:
+                    self._results.popitem(last=False)
+        return cached
+
+    # --- workers seen in runs -----------------------------------------------------------
+
+    def workers_seen(self, limit: int = 50) -> dict[str, str]:
+        """Each worker named by a task run of the recent flow runs, with the last time it
+        started or ended one there (ISO 8601)."""
+        seen: dict[str, datetime.datetime] = {}
+        for flow_run in self.recent(limit):
+            for run in self.task_runs(flow_run):
+                stamp = run.end_time or run.start_time
+                if run.worker and stamp is not None and stamp > seen.get(run.worker, _EPOCH):
+                    seen[run.worker] = stamp
+        return {name: stamp.isoformat() for name, stamp in seen.items()}
+
+
+_EPOCH = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+def _summarise(state: Any) -> dict[str, Any]:
+    try:
+        value = state.result(raise_on_failure=False, _sync=True)
+    except Exception as exc:  # not persisted, unreadable here, or its class not importable
+        return {"available": False, "summary": f"unavailable: {type(exc).__name__}: {exc}"}
+    text = repr(value)
+    if len(text) > RESULT_CHARS:
+        text = text[:RESULT_CHARS] + f"... ({len(text)} characters)"
+    return {"available": True, "type": type(value).__name__, "summary": text}
