@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv redis demo test lint bench
+.PHONY: help venv redis browser demo test lint bench
 
 help: ## List the targets
 	@echo "Celerity make targets:"
@@ -24,10 +24,13 @@ $(STAMP): pyproject.toml
 redis: ## Make sure redis-server is installed (apt-get when missing)
 	bash deploy/ensure-redis.sh
 
+browser: ## Make sure chromium and chromedriver are installed (apt-get when missing)
+	bash deploy/ensure-chromium.sh
+
 demo: venv redis ## Run examples/demo.py
 	$(BIN)/python examples/demo.py
 
-test: venv redis ## Run the test suite against a real redis-server
+test: venv redis browser ## Run the test suite against a real redis-server and chromium
 	$(BIN)/python -m pytest -q
 
 lint: venv ## ruff on the tree, mypy on engine/
