@@ -1,7 +1,8 @@
-"""``celerity flow submit`` and ``celerity runs ls|show|logs|resume|retry``."""
+"""``celerity flow submit`` and ``celerity runs ls|show|watch|logs|resume|retry``."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -14,17 +15,31 @@ from celerity.cli_common import (
     UsageFailure,
     broker_settings,
     console,
+    current_settings,
     fleet_settings,
     format_duration,
     format_state,
     format_time,
-    parse_run_id,
     redis_errors,
 )
 
 FOLLOW_POLL_SECONDS = 0.5
 
 # --- flow submit ---------------------------------------------------------------------
+
+# A run still Scheduled this long after submission has not been taken by any
+# coordinator: say so once (the run waits on, a coordinator may start later).
+NO_COORDINATOR_SECONDS = 5.0
+NO_COORDINATOR = (
+    "Flow run {id} is still Scheduled after {seconds:.0f}s: no coordinator has taken it. "
+    "Is a coordinator running on this Redis (`celerity coordinator start`, or `celerity dev`)? "
+    "Still waiting."
+)
+# A coordinator imports a flow file once, so an edited file needs a restart.
+STALE_FLOW_HINT = (
+    "Hint: coordinators (and workers) import each flow file once; if the file changed since "
+    "they started, restart them."
+)
 
 
 @click.command("submit")
@@ -38,7 +53,11 @@ FOLLOW_POLL_SECONDS = 0.5
     help="A parameter; VALUE is parsed as JSON when it can be. Repeatable.",
 )
 @click.option("--params", "params_json", metavar="JSON", help="Parameters as a JSON object.")
-@click.option("--wait", is_flag=True, help="Wait for the final state; exit 1 unless Completed.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Show the run's progress until it is final; exit 1 unless Completed.",
+)
 @click.option("--timeout", type=float, metavar="S", help="With --wait: give up after S seconds.")
 @redis_errors
 def flow_submit(
@@ -55,21 +74,46 @@ def flow_submit(
         raise UsageFailure(str(exc)) from None
     click.echo(str(run_id))
     if wait:
-        _wait_and_print(run_id, timeout)
+        _watch_and_print(run_id, timeout, warn_unclaimed=True)
 
 
-def _wait_and_print(run_id: uuid.UUID, timeout: float | None) -> None:
-    from workers.producer import wait_for_flow_run
+def _watch_and_print(run_id: uuid.UUID, timeout: float | None, warn_unclaimed: bool) -> None:
+    from celerity.progress import watch_flow_run
 
+    on_poll = _unclaimed_warning() if warn_unclaimed else None
     try:
-        state = wait_for_flow_run(run_id, timeout=timeout)
+        state = watch_flow_run(_store(), run_id, console(), timeout=timeout, on_poll=on_poll)
     except TimeoutError as exc:
         raise click.ClickException(str(exc)) from None
+    _print_outcome(state)
+
+
+def _unclaimed_warning() -> Any:
+    """An ``on_poll`` that warns on stderr, once, when the run stays Scheduled too long."""
+    from engine.states import StateType
+
+    warned = False
+
+    def check(flow_run: Any, elapsed: float) -> None:
+        nonlocal warned
+        state = flow_run.state
+        if warned or elapsed < NO_COORDINATOR_SECONDS:
+            return
+        if state is not None and state.type == StateType.SCHEDULED:
+            warned = True
+            click.echo(NO_COORDINATOR.format(id=flow_run.id, seconds=elapsed), err=True)
+
+    return check
+
+
+def _print_outcome(state: Any) -> None:
     out = console()
     out.print(f"Flow run finished: {state.name} (type {state.type.value})", markup=False)
     if state.message:
         out.print(f"Message: {state.message}", markup=False)
     out.print(f"Result: {_result_text(state)}", markup=False)
+    if state.message and "Could not load the flow" in state.message:
+        click.echo(STALE_FLOW_HINT, err=True)
     if not state.is_completed():
         click.get_current_context().exit(1)
 
@@ -86,7 +130,7 @@ def _result_text(state: Any) -> str:
 
 @click.group()
 def runs() -> None:
-    """Inspect flow runs in the run store."""
+    """Inspect flow runs in the run store: ID is a run id, a unique prefix of one, or a name."""
 
 
 def _store() -> Any:
@@ -96,26 +140,63 @@ def _store() -> Any:
     return get_store()
 
 
-def _read_flow_run(run_id: uuid.UUID) -> Any:
-    from engine.exceptions import ObjectNotFound
+def _find(text: str) -> Any:
+    """The flow run ``text`` names (id, unique id prefix or name); exit 1 naming the problem."""
+    from celerity.run_lookup import RunLookupError, find_flow_run
 
     try:
-        return _store().read_flow_run(run_id)
-    except ObjectNotFound:
-        raise click.ClickException(f"no flow run with id {run_id}") from None
+        return find_flow_run(_store(), text)
+    except RunLookupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
 
 
 @runs.command("ls")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="S",
+    help="Only runs in this state (Failed, Running, Completed, Retrying, ...). Repeatable.",
+)
+@click.option("--flow", "flow_name", metavar="NAME", help="Only runs of this flow.")
+@click.option("--since", metavar="DURATION", help="Only runs created in the last 10m, 2h, 1d...")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @redis_errors
-def runs_ls(limit: int) -> None:
+def runs_ls(
+    states: tuple[str, ...], flow_name: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
     """List the most recent flow runs, newest first."""
+    from celerity.run_details import flow_run_summary
+    from celerity.run_filters import select_flow_runs
+
+    selected = select_flow_runs(_store(), _run_filter(states, flow_name, since), limit)
+    if as_json:
+        _print_json([flow_run_summary(run) for run in selected])
+        return
+    console().print(_runs_table(selected))
+
+
+def _run_filter(states: tuple[str, ...], flow_name: str | None, since: str | None) -> Any:
+    from celerity.run_filters import RunFilter, parse_duration
+
+    try:
+        return RunFilter(states, flow_name, parse_duration(since) if since else None)
+    except ValueError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _runs_table(flow_runs: list[Any]) -> Table:
     table = Table(title="Flow runs")
     # An id is there to be copied: never folded, whatever the terminal width.
     table.add_column("id", no_wrap=True, min_width=36)
     for column in ("name", "flow", "state", "start", "duration"):
         table.add_column(column, overflow="fold")
-    for run in _store().list_flow_runs(limit):
+    for run in flow_runs:
         table.add_row(
             str(run.id),
             run.name,
@@ -124,24 +205,30 @@ def runs_ls(limit: int) -> None:
             format_time(run.start_time),
             format_duration(run),
         )
-    console().print(table)
+    return table
 
 
 @runs.command("show")
 @click.argument("run_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of tables.")
 @redis_errors
-def runs_show(run_id: str) -> None:
-    """Show a flow run and its task runs."""
-    flow_run = _read_flow_run(parse_run_id(run_id))
-    task_runs = _store().read_task_runs(flow_run.id)
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show a flow run and its task runs, with each one's error, worker and duration."""
+    from celerity.run_details import flow_run_detail
+
+    flow_run = _find(run_id)
+    detail = flow_run_detail(_store(), flow_run)
+    if as_json:
+        _print_json(detail)
+        return
     out = console()
-    for label, value in _flow_run_fields(flow_run):
+    for label, value in _flow_run_fields(flow_run, detail):
         out.print(f"{label + ':':<12} {value}", markup=False)
-    out.print(_task_runs_table(task_runs))
+    out.print(_task_runs_table(detail["task_runs"]))
+    _print_errors(detail)
 
 
-def _flow_run_fields(run: Any) -> list[tuple[str, Any]]:
-    message = run.state.message if run.state is not None and run.state.message else None
+def _flow_run_fields(run: Any, detail: dict[str, Any]) -> list[tuple[str, Any]]:
     fields = [
         ("id", run.id),
         ("name", run.name),
@@ -153,23 +240,77 @@ def _flow_run_fields(run: Any) -> list[tuple[str, Any]]:
         ("duration", format_duration(run)),
         ("run count", run.run_count),
     ]
-    return fields + ([("message", message)] if message else [])
+    message = run.state.message if run.state is not None and run.state.message else None
+    if message:
+        fields.append(("message", message))
+    if run.parent_flow_run_id:
+        fields.append(("parent run", run.parent_flow_run_id))
+    if detail["input_schema"] is not None:
+        fields.extend(_input_fields(run, detail["input_schema"]))
+    return fields
 
 
-def _task_runs_table(task_runs: list[Any]) -> Table:
+def _input_fields(run: Any, schema: dict[str, Any]) -> list[tuple[str, Any]]:
+    from celerity.run_details import input_example
+
+    return [
+        ("waits for", f"input {input_example(schema)}"),
+        ("resume with", f"celerity runs resume {run.id} --input '{input_example(schema)}'"),
+        ("schema", json.dumps(schema)),
+    ]
+
+
+def _task_runs_table(task_runs: list[dict[str, Any]]) -> Table:
     table = Table(title=f"Task runs ({len(task_runs)})")
-    for column in ("name", "state", "worker", "start", "duration", "run_count"):
+    for column in ("name", "state", "worker", "start", "duration", "runs", "subflow run"):
         table.add_column(column, overflow="fold")
     for run in task_runs:
+        seconds = run["duration_seconds"]
         table.add_row(
-            run.name,
-            format_state(run),
-            run.worker or "-",
-            format_time(run.start_time),
-            format_duration(run),
-            str(run.run_count),
+            run["name"],
+            run["state"] or "-",
+            run["worker"] or "-",
+            _local_time(run["start_time"]),
+            f"{seconds:.2f}s" if seconds is not None else "-",
+            str(run["run_count"]),
+            run["child_flow_run_id"] or "-",
         )
     return table
+
+
+def _local_time(iso: str | None) -> str:
+    import datetime
+
+    return format_time(datetime.datetime.fromisoformat(iso)) if iso else "-"
+
+
+def _print_errors(detail: dict[str, Any]) -> None:
+    failed = [run for run in [detail, *detail["task_runs"]] if run["error"] or run["traceback"]]
+    if not failed:
+        return
+    click.echo("\nErrors:")
+    for run in failed:
+        click.echo(f"  {run['name']} ({run['state']}): {run['error'] or '-'}")
+        if run["traceback"]:
+            click.echo("    " + run["traceback"].rstrip().replace("\n", "\n    "))
+
+
+@runs.command("watch")
+@click.argument("run_id", metavar="ID")
+@click.option("--timeout", type=float, metavar="S", help="Give up after S seconds (exit 1).")
+@redis_errors
+def runs_watch(run_id: str, timeout: float | None) -> None:
+    """Show a flow run's task runs by state, live, until the run is final."""
+    if not current_settings().broker_url:
+        raise UsageFailure(WATCH_NEEDS_FLEET)
+    _watch_and_print(_find(run_id).id, timeout, warn_unclaimed=False)
+
+
+WATCH_NEEDS_FLEET = (
+    "runs watch follows a run in the fleet's Redis, and CELERITY_BROKER_URL is not set. "
+    "A run of an embedded flow (no broker URL) lives only in the memory of the process that "
+    "runs it, which prints its outcome itself; set CELERITY_BROKER_URL to watch fleet runs."
+)
 
 
 @runs.command("logs")
@@ -178,7 +319,7 @@ def _task_runs_table(task_runs: list[Any]) -> Table:
 @redis_errors
 def runs_logs(run_id: str, follow: bool) -> None:
     """Print a flow run's logs (its task runs' included)."""
-    flow_run = _read_flow_run(parse_run_id(run_id))
+    flow_run = _find(run_id)
     store = _store()
     offset = _print_logs(store, flow_run.id, 0)
     while follow and not _is_final(store, flow_run.id):
@@ -219,14 +360,14 @@ def runs_retry(run_id: str, wait: bool, timeout: float | None) -> None:
     from engine.flow_attempts import RetryRefused, retry_flow_run
 
     fleet_settings()
-    flow_run_id = parse_run_id(run_id)
+    flow_run_id = _find(run_id).id
     try:
         retry_flow_run(flow_run_id, wait=False)
     except RetryRefused as exc:
         raise click.ClickException(str(exc)) from None
     console().print(f"Retrying flow run {flow_run_id}", markup=False)
     if wait:
-        _wait_and_print(flow_run_id, timeout)
+        _watch_and_print(flow_run_id, timeout, warn_unclaimed=True)
 
 
 COMMANDS = [runs]
@@ -235,22 +376,47 @@ COMMANDS = [runs]
 @runs.command("resume")
 @click.argument("run_id", metavar="ID")
 @click.option(
-    "--input", "input_json", metavar="JSON", help="Run input for a run that waits for it."
+    "--input",
+    "input_json",
+    metavar="JSON",
+    help="Run input for a run that waits for some (`runs show ID` shows what it takes).",
 )
 @redis_errors
 def runs_resume(run_id: str, input_json: str | None) -> None:
     """Resume a paused flow run, sending run input if it waits for some."""
-    import json
-
+    from celerity.run_details import input_schema
     from engine.flow_runs import NotPausedError, resume_flow_run
 
-    _store()
+    flow_run = _find(run_id)
+    schema = input_schema(_store(), flow_run)
+    run_input = _run_input(input_json, schema)
     try:
-        run_input = json.loads(input_json) if input_json else None
-    except json.JSONDecodeError as exc:
-        raise UsageFailure(f"--input is not valid JSON: {exc}") from None
-    try:
-        resume_flow_run(parse_run_id(run_id), run_input=run_input)
+        resume_flow_run(flow_run.id, run_input=run_input)
     except (NotPausedError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    console().print(f"Resumed flow run {run_id}")
+        raise click.ClickException(str(exc) + _schema_hint(schema)) from None
+    console().print(f"Resumed flow run {flow_run.id}", markup=False)
+
+
+def _run_input(input_json: str | None, schema: dict[str, Any] | None) -> Any:
+    """``--input`` as the run input dict; a bare value for a plain-type input is wrapped."""
+    from celerity.run_details import is_value_wrapper
+
+    try:
+        value = json.loads(input_json) if input_json is not None else None
+    except json.JSONDecodeError as exc:
+        raise UsageFailure(f"--input is not valid JSON: {exc}{_schema_hint(schema)}") from None
+    if schema is None or value is None:
+        return value
+    if is_value_wrapper(schema) and not (isinstance(value, dict) and list(value) == ["value"]):
+        return {"value": value}  # wait_for_input=bool: `--input true` means {"value": true}
+    if not isinstance(value, dict):
+        raise UsageFailure(f"--input must be a JSON object here.{_schema_hint(schema)}")
+    return value
+
+
+def _schema_hint(schema: dict[str, Any] | None) -> str:
+    from celerity.run_details import input_example
+
+    if schema is None:
+        return ""
+    return f"\nIt waits for input {input_example(schema)} (JSON schema: {json.dumps(schema)})"

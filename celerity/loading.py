@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import sys
@@ -79,6 +80,42 @@ def load_target(target: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise LoadError(f"{path} has no attribute {attr!r}") from None
+
+
+def declared_flow_name(path: Path, function: str) -> str:
+    """The name the flow ``function`` in ``path`` will have, read without importing the file.
+
+    A producer does not import the file it submits (the coordinator does), yet
+    its run must be listed under the flow's name from the start, the name a
+    ``flow run`` of the same file records: ``@flow(name="...")`` when the
+    decorator gives a literal name, else the function's name with ``_`` as
+    ``-`` (Flow's default). A file that cannot be parsed gets the default.
+    """
+    default = function.replace("_", "-")
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return default
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+            return _decorated_name(node.decorator_list) or default
+    return default
+
+
+def _decorated_name(decorators: list[ast.expr]) -> str | None:
+    """The literal ``name=`` given to a ``@flow(...)`` decorator, if any."""
+    for decorator in decorators:
+        if not isinstance(decorator, ast.Call):
+            continue
+        func = decorator.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if called != "flow":
+            continue
+        for keyword in decorator.keywords:
+            value = keyword.value
+            if keyword.arg == "name" and isinstance(value, ast.Constant):
+                return value.value if isinstance(value.value, str) else None
+    return None
 
 
 def parse_param_value(raw: str) -> Any:

@@ -142,7 +142,7 @@ def _flow_target(flow_or_target: Any) -> tuple[dict[str, str], str, Any]:
 
 
 def _file_target(target: str) -> tuple[dict[str, str], str]:
-    from celerity.loading import LoadError, split_target
+    from celerity.loading import LoadError, declared_flow_name, split_target
 
     try:
         path, function = split_target(target)
@@ -151,7 +151,7 @@ def _file_target(target: str) -> tuple[dict[str, str], str]:
     path = path.resolve()
     if not path.is_file():
         raise SubmissionError(f"no such file: {path}")
-    return {"file": str(path), "function": function}, function
+    return {"file": str(path), "function": function}, declared_flow_name(path, function)
 
 
 def _new_flow_run(

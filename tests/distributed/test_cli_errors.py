@@ -42,15 +42,6 @@ def test_a_dead_redis_is_one_line(args: list[str], monkeypatch: pytest.MonkeyPat
     assert "Traceback" not in result.output
 
 
-def test_a_bad_run_id_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CELERITY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
-
-    result = CliRunner().invoke(main, ["runs", "show", "not-a-uuid"])
-
-    assert result.exit_code == 2
-    assert "not a flow run id" in result.output
-
-
 def test_flow_run_against_a_dead_redis_is_one_line(monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path) -> None:
     monkeypatch.setenv("CELERITY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
