@@ -322,24 +322,28 @@ class Flow(DecoratedFunction, Generic[P, R]):
 
     @classmethod
     async def afrom_source(cls, source: Any, entrypoint: str) -> Flow[..., Any]:
-        """The flow ``entrypoint`` names in code that ``source`` fetches.
+        """The flow ``entrypoint`` names in code that ``source`` holds or fetches.
 
-        ``source`` is a code storage (anything with ``set_base_path``, an
-        async ``pull_code`` and ``destination``, as Prefect's runner storages
-        have): its code is pulled into a temporary folder and the flow loaded
-        from there, by file (``flows.py:my_flow``) or module
-        (``package.flows.my_flow``). URLs and storage blocks need Prefect's
-        server-side storages and raise TypeError here, like any other type.
+        ``source`` is a local folder (a path) or a code storage (anything with
+        ``set_base_path``, an async ``pull_code`` and ``destination``, as
+        Prefect's runner storages have), whose code is pulled into a
+        temporary folder first. The flow is loaded from there by file
+        (``flows.py:my_flow``) or module (``package.flows.my_flow``). URLs and
+        storage blocks need Prefect's server-side storages and raise
+        TypeError here, like any other type.
         """
-        if not all(hasattr(source, name) for name in ("set_base_path", "pull_code")):
+        if isinstance(source, (str, Path)) and Path(source).is_dir():
+            loaded = _load_pulled_flow(Path(source), entrypoint)
+        elif all(hasattr(source, name) for name in ("set_base_path", "pull_code")):
+            with tempfile.TemporaryDirectory() as folder:
+                source.set_base_path(Path(folder))
+                await source.pull_code()
+                loaded = _load_pulled_flow(Path(source.destination), entrypoint)
+        else:
             raise TypeError(
-                f"Unsupported source type {type(source).__name__!r}. Please provide a code "
-                "storage with set_base_path(), pull_code() and destination."
+                f"Unsupported source type {type(source).__name__!r}: give a local folder or "
+                "a code storage with set_base_path(), pull_code() and destination."
             )
-        with tempfile.TemporaryDirectory() as folder:
-            source.set_base_path(Path(folder))
-            await source.pull_code()
-            loaded = _load_pulled_flow(Path(source.destination), entrypoint)
         loaded._storage = source
         loaded._entrypoint = entrypoint
         return loaded

@@ -229,9 +229,16 @@ class TestFromSource:
 
         assert asyncio.run(load()).name == "barker"
 
-    def test_unsupported_source(self):
-        with pytest.raises(TypeError, match="Unsupported source type"):
-            Flow.from_source(source=object(), entrypoint="flows.py:dog")
+    def test_a_local_folder(self, tmp_path):
+        script(tmp_path, PLAIN, "dogs.py")
+        for source in (tmp_path, str(tmp_path)):
+            loaded = Flow.from_source(source=source, entrypoint="dogs.py:dog")
+            assert (loaded(), loaded._storage) == ("woof", source)
+
+    def test_unsupported_source(self, tmp_path):
+        for source in (object(), "https://example.com/repo.git", tmp_path / "missing"):
+            with pytest.raises(TypeError, match="Unsupported source type"):
+                Flow.from_source(source=source, entrypoint="flows.py:dog")
 
 
 class TestScriptsNamedLikeModules:
