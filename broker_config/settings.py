@@ -77,6 +77,13 @@ class CeleritySettings(BaseSettings):
         default=".celerity/results",
         description="Directory for results when result_storage is 'file'.",
     )
+    default_result_storage_name: str | None = Field(
+        default=None,
+        description=(
+            "A storage saved by name in this process (e.g. 'local-file-system/results' after "
+            "LocalFileSystem(basepath=...).save('results')) used as the default result storage."
+        ),
+    )
     result_ttl_seconds: int = Field(
         default=WEEK_SECONDS,
         ge=1,

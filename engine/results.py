@@ -475,11 +475,16 @@ def get_default_result_storage() -> ResultStorage:
     """The storage results go to when no run names one.
 
     On a fleet, the storage every process shares (Redis by default); embedded,
-    this process's memory.
+    this process's memory. A storage saved by name and named by the
+    ``default_result_storage_name`` setting comes first.
     """
     from engine.config import current_settings
 
     settings = current_settings()
+    if settings.default_result_storage_name:
+        from engine.filesystems import load_saved_storage
+
+        return load_saved_storage(settings.default_result_storage_name)
     choice = str(settings.effective_store_url or "")
     found = _default_storages.get(choice)
     if found is None:

@@ -230,3 +230,20 @@ class TestLocalFileSystem:
 
     def test_the_default_storage_is_memory_when_embedded(self):
         assert get_default_result_storage().url == "memory://"
+
+    def test_a_saved_storage_named_by_the_setting_is_the_default(self, tmp_path: Path):
+        from engine.settings import PREFECT_DEFAULT_RESULT_STORAGE_BLOCK, temporary_settings
+
+        fs = LocalFileSystem(basepath=tmp_path)
+        fs.save("default-for-test", overwrite=True)
+        named = {PREFECT_DEFAULT_RESULT_STORAGE_BLOCK: "local-file-system/default-for-test"}
+        with temporary_settings(named):
+            assert get_default_result_storage() is fs
+        assert get_default_result_storage().url == "memory://"
+
+    def test_an_unknown_storage_name_is_a_clear_error(self):
+        from engine.settings import PREFECT_DEFAULT_RESULT_STORAGE_BLOCK, temporary_settings
+
+        with temporary_settings({PREFECT_DEFAULT_RESULT_STORAGE_BLOCK: "local-file-system/nope"}):
+            with pytest.raises(ValueError, match="No storage is saved as 'local-file-system/nope'"):
+                get_default_result_storage()

@@ -24,7 +24,6 @@ class UnsupportedSettingError(ConfigurationError, ValueError):
 
 _UNSET: Any = object()
 _SERVER = "Celerity has no Prefect server or API"
-_BLOCKS = "Celerity has no blocks; pass result_storage= (a path or URL) to a flow or task"
 _UNKNOWN = "Celerity has no such setting (its settings are CELERITY_* variables and celerity.toml)"
 
 
@@ -151,6 +150,9 @@ def _fields() -> list[Setting]:
         Setting("PREFECT_LOGGING_MARKUP", "logging_markup"),
         Setting("PREFECT_TASK_RUNNER_THREAD_POOL_MAX_WORKERS", "thread_pool_max_workers"),
         Setting("PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS", "process_pool_max_workers"),
+        # Prefect's storage blocks are, here, storages saved by name in the process.
+        Setting("PREFECT_DEFAULT_RESULT_STORAGE_BLOCK", "default_result_storage_name"),
+        Setting("PREFECT_TASK_SCHEDULING_DEFAULT_STORAGE_BLOCK", "default_result_storage_name"),
     ]
 
 
@@ -162,8 +164,6 @@ def _without_field() -> list[Setting]:
         Setting("PREFECT_UI_URL", fixed=None, reason=_SERVER),
         Setting("PREFECT_LOGGING_TO_API_ENABLED", fixed=False, reason=_SERVER),
         Setting("PREFECT_TEST_MODE", fixed=False, reason="Celerity has no test mode"),
-        Setting("PREFECT_DEFAULT_RESULT_STORAGE_BLOCK", fixed=None, reason=_BLOCKS),
-        Setting("PREFECT_TASK_SCHEDULING_DEFAULT_STORAGE_BLOCK", fixed=None, reason=_BLOCKS),
     ]
 
 
