@@ -154,6 +154,29 @@ def test_probes_ping_the_node_names_the_workers_take(monkeypatch: pytest.MonkeyP
         assert_tools_command(shlex.split(probe.split("-c ", 1)[1]))
 
 
+def dashboard_paths() -> set[str]:
+    """The paths the real dashboard app serves (built on an in-memory store)."""
+    from broker_config.settings import CeleritySettings
+    from celerity.dashboard.app import create_app
+    from engine.store.memory import MemoryRunStore
+
+    app = create_app(CeleritySettings(), MemoryRunStore())
+    return {getattr(route, "path", "") for route in app.routes}
+
+
+def test_dashboard_probes_and_scrapes_paths_it_serves() -> None:
+    (container,) = containers(by_kind("Deployment")["celerity-dashboard"])
+    paths = dashboard_paths()
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] in paths, (probe, paths)
+    annotations = by_kind("Deployment")["celerity-dashboard"]["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert annotations["prometheus.io/path"] in paths
+    check = compose()["services"]["dashboard"]["healthcheck"]["test"]
+    assert any(f"8433{path}'" in check[-1] for path in paths if path != "/"), check
+
+
 def test_kustomizations_list_every_manifest() -> None:
     for kustomization in KUBERNETES.rglob("kustomization.yaml"):
         (doc,) = yaml_documents(kustomization)
