@@ -11,6 +11,7 @@ import click
 from rich.pretty import pretty_repr
 from rich.table import Table
 
+from celerity import cli_inspect
 from celerity.cli_common import (
     UsageFailure,
     broker_settings,
@@ -370,7 +371,8 @@ def runs_retry(run_id: str, wait: bool, timeout: float | None) -> None:
         _watch_and_print(flow_run_id, timeout, warn_unclaimed=True)
 
 
-COMMANDS = [runs]
+# ``workers`` and ``queues`` are registered with ``runs`` (celerity.cli adds these).
+COMMANDS = [runs, *cli_inspect.COMMANDS]
 
 
 @runs.command("resume")
