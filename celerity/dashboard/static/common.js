@@ -52,8 +52,8 @@ const Celerity = (() => {
   function seconds(value) {
     if (value === null || value === undefined) return "-";
     if (value < 60) return value.toFixed(2) + "s";
-    const minutes = Math.floor(value / 60);
-    return `${minutes}m ${(value - minutes * 60).toFixed(0)}s`;
+    if (value < 3600) return `${Math.floor(value / 60)}m ${Math.floor(value % 60)}s`;
+    return `${Math.floor(value / 3600)}h ${Math.floor((value % 3600) / 60)}m`;
   }
 
   function fillTable(table, rows) {

@@ -51,22 +51,21 @@
 
   async function refreshWorkers() {
     const data = await getJSON("/api/workers");
-    const names = new Set([...Object.keys(data.workers), ...Object.keys(data.seen_in_runs)]);
-    const rows = [...names].sort().map((name) => {
-      const live = data.workers[name];
-      return el("tr", {"data-worker": name},
+    const live = Object.entries(data.workers).sort(([a], [b]) => a.localeCompare(b));
+    fillTable(document.getElementById("workers"), live.map(([name, worker]) =>
+      el("tr", {"data-worker": name},
         el("td", {class: "mono"}, name),
-        el("td", {}, live ? "alive" : "not answering"),
-        el("td", {}, live && live.concurrency != null ? String(live.concurrency) : "-"),
-        el("td", {}, live ? String(live.processed) : "-"),
-        el("td", {}, time(data.seen_in_runs[name])));
-    });
-    fillTable(document.getElementById("workers"), rows);
+        el("td", {}, worker.concurrency != null ? String(worker.concurrency) : "-"),
+        el("td", {}, String(worker.processed)),
+        el("td", {}, seconds(worker.uptime)))));
     document.getElementById("workers-note").textContent = data.error
       ? "Cannot ask the workers: " + data.error
-      : Object.keys(data.workers).length ? "" :
+      : live.length ? "" :
         "No worker answered Celery's inspect: start workers with CELERITY_REMOTE_CONTROL=true " +
-        "to see them live.";
+        "to see them here.";
+    const seen = Object.entries(data.seen_in_runs).sort(([, a], [, b]) => b.localeCompare(a));
+    fillTable(document.getElementById("seen"), seen.map(([name, at]) =>
+      el("tr", {}, el("td", {class: "mono"}, name), el("td", {}, time(at)))));
   }
 
   async function refreshQueues() {
