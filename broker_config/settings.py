@@ -15,13 +15,15 @@ higher source winning per key, as pydantic-settings does.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +36,14 @@ CONFIG_FILE_ENV = "CELERITY_CONFIG_FILE"
 DEFAULT_CONFIG_FILE = "celerity.toml"
 MASK = "****"
 WEEK_SECONDS = 7 * 24 * 3600
+# CELERITY_* variables that are read by name but are not settings: the config
+# file's path, and the logging configuration's overrides
+# (engine.logging.configuration). Any other unknown one is an error.
+OTHER_ENV_NAMES = frozenset({CONFIG_FILE_ENV})
+OTHER_ENV_PREFIXES = ("CELERITY_LOGGING_",)
+# URL schemes the run store and the broker understand.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+STORE_SCHEMES = (*REDIS_SCHEMES, "memory")
 
 
 class CeleritySettings(BaseSettings):
@@ -237,6 +247,22 @@ class CeleritySettings(BaseSettings):
         description="Processes of a ProcessPoolTaskRunner made without max_workers.",
     )
 
+    @field_validator("broker_url", "store_url")
+    @classmethod
+    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A URL with a scheme the store and broker know; a typo fails here, with its name."""
+        if not value:
+            return None
+        schemes = STORE_SCHEMES if info.field_name == "store_url" else REDIS_SCHEMES
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme.lower() not in schemes:
+            name = f"{ENV_PREFIX}{str(info.field_name).upper()}"
+            raise ValueError(
+                f"{name}={_mask_any_password(value)!r} is not a Redis URL: expected "
+                "redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) or unix:///PATH"
+            )
+        return value
+
     @property
     def effective_store_url(self) -> str | None:
         """The run store URL in effect: store_url, else broker_url, else None (in memory)."""
@@ -252,11 +278,35 @@ class CeleritySettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Read keyword arguments, then the environment, then the TOML file."""
+        refuse_unknown_environment(settings_cls.model_fields)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = config_file_path()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+def refuse_unknown_environment(fields: Any, environ: Any = None) -> None:
+    """Raise ValueError naming a ``CELERITY_*`` variable that is no setting, as the TOML
+    file's unknown keys are: a misspelt variable must not be silently ignored."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in fields} | OTHER_ENV_NAMES
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        if upper.startswith(OTHER_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(
+            f"unknown setting {name} in the environment{hint}; "
+            "`celerity config show` lists the settings"
+        )
+
+
+def _mask_any_password(text: str) -> str:
+    """``text`` with anything between ``:`` and ``@`` masked, URL or not."""
+    return re.sub(r":[^:@/]*@", f":{MASK}@", text)
 
 
 def config_file_path() -> Path | None:

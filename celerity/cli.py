@@ -22,6 +22,7 @@ from celerity.cli_common import (
     console,
     current_settings,
     redis_errors,
+    settings_error,
     with_signing_key,
 )
 from celerity.loading import LoadError, load_target, parse_params
@@ -47,7 +48,7 @@ def _load_settings() -> CeleritySettings:
     try:
         return CeleritySettings()
     except (ValueError, OSError) as exc:
-        raise click.ClickException(f"invalid settings: {exc}") from None
+        raise click.ClickException(f"invalid settings: {settings_error(exc)}") from None
 
 
 def _format_value(value: Any) -> str:

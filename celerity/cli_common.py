@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from broker_config.settings import CeleritySettings, get_settings
+from broker_config.settings import ENV_PREFIX, CeleritySettings, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,23 @@ def current_settings() -> CeleritySettings:
     try:
         return get_settings()
     except (ValueError, OSError) as exc:
-        raise click.ClickException(f"invalid settings: {exc}") from None
+        raise click.ClickException(f"invalid settings: {settings_error(exc)}") from None
+
+
+def settings_error(exc: Exception) -> str:
+    """Why settings are invalid, each problem named by its variable, never echoing a value
+    (pydantic's own text repeats the input: a URL's password)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = "_".join(str(part) for part in error["loc"]).upper()
+        named = not field or message.startswith(f"{ENV_PREFIX}{field}")
+        problems.append(message if named else f"{ENV_PREFIX}{field}: {message}")
+    return "; ".join(problems)
 
 
 def broker_settings() -> CeleritySettings:

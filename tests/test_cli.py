@@ -143,3 +143,52 @@ class TestFlowRun:
         code, output = invoke("flow", "run", f"{tmp_path / 'absent.py'}:main")
         assert code == 2
         assert "no such file" in output
+
+
+class TestSettingTraps:
+    @pytest.mark.parametrize("args", [["runs", "ls"], ["config", "show"], ["worker", "start"]])
+    def test_a_malformed_url_is_one_clear_line(
+        self, monkeypatch: pytest.MonkeyPatch, args: list[str]
+    ) -> None:
+        monkeypatch.setenv("CELERITY_BROKER_URL", "rediss//:hunter2@cache.example:6380/0")
+
+        code, output = invoke(*args)
+
+        assert code == 1
+        assert output.strip() == (
+            "Error: invalid settings: CELERITY_BROKER_URL='rediss//:****@cache.example:6380/0' "
+            "is not a Redis URL: expected redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) "
+            "or unix:///PATH"
+        )
+
+    def test_a_malformed_store_url_is_named(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("CELERITY_STORE_URL", "127.0.0.1:6379")
+
+        code, output = invoke("config", "show")
+
+        assert code == 1 and "CELERITY_STORE_URL='127.0.0.1:6379' is not a Redis URL" in output
+
+    def test_an_unknown_variable_is_an_error_naming_it(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CELERITY_BROKR_URL", "redis://127.0.0.1:6379/0")
+
+        code, output = invoke("config", "show")
+
+        assert code == 1
+        assert "unknown setting CELERITY_BROKR_URL in the environment" in output
+        assert "did you mean CELERITY_BROKER_URL?" in output
+
+    def test_variables_read_by_name_are_not_unknown(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        config = tmp_path / "celerity.toml"
+        config.write_text('default_queue = "from-file"\n')
+        monkeypatch.setenv("CELERITY_CONFIG_FILE", str(config))
+        monkeypatch.setenv("CELERITY_LOGGING_HANDLERS_CONSOLE_LEVEL", "DEBUG")
+        monkeypatch.setenv("CELERITY_STORE_URL", "memory://")
+
+        code, output = invoke("config", "show", "--json")
+
+        assert code == 0, output
+        assert json.loads(output)["default_queue"] == "from-file"

@@ -65,7 +65,7 @@ def prefix_and_drop_secrets():
 def set_marker(value: str) -> None:
     import os
 
-    os.environ["CELERITY_TEST_MARKER"] = value
+    os.environ["POOL_TEST_MARKER"] = value
 
 
 class TestUsedDirectly:
@@ -155,11 +155,11 @@ class TestOptions:
 
         @task
         def marker() -> str | None:
-            return os.environ.get("CELERITY_TEST_MARKER")
+            return os.environ.get("POOL_TEST_MARKER")
 
         with ProcessPoolTaskRunner(max_workers=1, initializer=set_marker, initargs=("set",)) as r:
             assert r.submit(marker, {}).result() == "set"
-        assert "CELERITY_TEST_MARKER" not in os.environ
+        assert "POOL_TEST_MARKER" not in os.environ
 
 
 class _Tripwire:

@@ -21,13 +21,13 @@ COMPLETED = ["Pending", "Running", "Completed"]
 
 def mark_process(value: str) -> None:
     """A pool initializer: runs once in each worker process."""
-    os.environ["CELERITY_TEST_POOL_MARK"] = value
+    os.environ["POOL_TEST_MARK"] = value
 
 
 @task
 def where(x: int) -> tuple:
     get_run_logger().info("running %s in a pool process", x)
-    return x * 2, os.getpid(), os.environ.get("CELERITY_TEST_POOL_MARK")
+    return x * 2, os.getpid(), os.environ.get("POOL_TEST_MARK")
 
 
 @task
