@@ -1,4 +1,4 @@
-"""``python -m bench [--runs N] [--n 10000] [--chain 200] [--workers 2]``.
+"""``python -m bench [--runs N] [--n 10000] [--chain 200] [--workers 2] [--events]``.
 
 Compares Celerity (flows whose task runs go to Celery workers) with plain Celery
 on the same throwaway Redis: fan-out, a chain of dependent tasks and map-reduce,
@@ -25,9 +25,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--concurrency", type=int, default=2, help="prefork processes per worker")
     parser.add_argument("--chord-timeout", type=float, default=60.0,
                         help="seconds before a raw Celery chord counts as 'timeout'")
+    parser.add_argument("--events", action="store_true",
+                        help="workers of both systems send task events and heartbeats (-E)")
     args = parser.parse_args(argv)
     return Options(runs=args.runs, n=args.n, chain=args.chain, workers=args.workers,
-                   concurrency=args.concurrency, chord_timeout=args.chord_timeout)
+                   concurrency=args.concurrency, chord_timeout=args.chord_timeout,
+                   events=args.events)
 
 
 def main(argv: list[str] | None = None) -> int:

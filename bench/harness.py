@@ -130,7 +130,7 @@ def start_redis(procs: Processes) -> int:
             client.close()
 
 
-def child_env(port: int) -> dict[str, str]:
+def child_env(port: int, events: bool = False) -> dict[str, str]:
     """Environment for workers and clients: both URLs, the repo on PYTHONPATH, no outer config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERITY_")}
     env.update(
@@ -140,6 +140,8 @@ def child_env(port: int) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
         PYTHONUNBUFFERED="1",
     )
+    if events:  # both systems' workers then send task events and heartbeats
+        env["CELERITY_WORKER_EVENTS"] = "true"
     return env
 
 
@@ -219,6 +221,7 @@ class Options:
     workers: int
     concurrency: int
     chord_timeout: float
+    events: bool = False
 
 
 def _measure(bench: Bench, system: str, plan: list[tuple[str, int]], runs: int) -> dict[str, list]:
@@ -271,7 +274,7 @@ def run_all(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]
         atexit.register(procs.stop_all)
         try:
             port = start_redis(procs)
-            bench = Bench(procs, child_env(port), scratch, log_path, say)
+            bench = Bench(procs, child_env(port, opts.events), scratch, log_path, say)
             say(f"Redis on port {port}; logs in {log_path}")
             results = {system: run_system(bench, system, opts) for system in ("celerity", "raw")}
         finally:

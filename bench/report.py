@@ -128,7 +128,8 @@ def print_tables(rows: list[dict[str, Any]], goals: list[dict[str, Any]], opts: 
     """Print the scenario table and the goals table."""
     console = Console() if sys.stdout.isatty() else Console(width=TABLE_WIDTH)
     table = Table(title=f"Celerity vs raw Celery — median of {opts.runs} run(s), "
-                        f"{opts.workers} workers × -c {opts.concurrency} prefork")
+                        f"{opts.workers} workers × -c {opts.concurrency} prefork, "
+                        f"events {'on' if opts.events else 'off'}")
     for header in ("Scenario", "Celerity (s)", "raw Celery (s)", "Throughput Celerity/raw",
                    "Hop ms Celerity", "Hop ms raw", "Coord KB/task Celerity",
                    "Client KB/task raw"):

@@ -14,6 +14,8 @@ from typing import Any
 from celery.signals import worker_ready
 
 QUIET_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+# What `celerity worker start -E` gives a Celerity worker (workers.main.EVENTS_FLAGS).
+EVENTS_FLAGS = ["--without-mingle", "--without-gossip", "--task-events"]
 
 
 def _touch_when_ready(path: str) -> None:
@@ -39,8 +41,14 @@ def run_raw(concurrency: int) -> None:
 
     app.worker_main([
         "worker", "-Q", RAW_QUEUE, "-c", str(concurrency), "-P", "prefork",
-        "--loglevel", "WARNING", "-n", f"bench-raw-{os.getpid()}@%h", *QUIET_FLAGS,
+        "--loglevel", "WARNING", "-n", f"bench-raw-{os.getpid()}@%h", *_flags(),
     ])
+
+
+def _flags() -> list[str]:
+    """Events as the Celerity workers of the same run have them (``--events``)."""
+    events = os.environ.get("CELERITY_WORKER_EVENTS", "").lower() in ("1", "true", "yes")
+    return EVENTS_FLAGS if events else QUIET_FLAGS
 
 
 def main() -> None:
