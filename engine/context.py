@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from engine.exceptions import MissingContextError
+from engine.exceptions import MissingContextError, Pause
 from engine.results import storage_for_url
 from engine.schemas import FlowRun, TaskRun
 from engine.states import now
@@ -89,6 +89,26 @@ class RunContext(ContextModel):
     result_store: Any = None
 
 
+class FlowRunSuspensionRequest:
+    """A request that the flow run suspend where it next waits on a future.
+
+    Code inside the run marks it (``mark_requested(Suspended())``); waiting
+    on a future then raises ``Pause`` with that state.
+    """
+
+    def __init__(self) -> None:
+        self.state: Any = None
+
+    def mark_requested(self, state: Any) -> None:
+        """Ask the flow run to suspend into ``state``."""
+        self.state = state
+
+    def raise_if_requested(self) -> None:
+        """Raise ``Pause`` if a suspension was requested."""
+        if self.state is not None:
+            raise Pause(f"Flow run suspension requested: {self.state.name}", state=self.state)
+
+
 class FlowRunContext(RunContext):
     """What code inside a flow run can see: the flow, its run and its task runner."""
 
@@ -98,6 +118,7 @@ class FlowRunContext(RunContext):
     task_runner: Any = None
     result_storage: Any = None
     log_prints: bool = False
+    flow_run_suspension_request: Any = Field(default_factory=FlowRunSuspensionRequest)
     _owned_runner: Any = PrivateAttr(None)
 
     def model_post_init(self, context: Any) -> None:
@@ -285,7 +306,9 @@ def _task_context_from(serialized: dict[str, Any]) -> TaskRunContext:
 
 
 __all__ = [
+    "ContextModel",
     "FlowRunContext",
+    "FlowRunSuspensionRequest",
     "TaskRunContext",
     "TagsContext",
     "tags",

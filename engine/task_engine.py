@@ -314,8 +314,9 @@ class BaseTaskRunEngine(BaseRunEngine):
 
     @contextmanager
     def _transaction_context(self) -> Iterator[Transaction | None]:
-        """Inside an active transaction: run in a child transaction keyed by the cache key."""
-        if get_transaction() is None:
+        """Run in a transaction keyed by the cache key: a child of the active one, or the
+        run's own when its task has commit or rollback hooks (they fire as it ends)."""
+        if get_transaction() is None and not self._has_own_transaction():
             self._txn_elsewhere = self.run.in_transaction
             with _stand_in_transaction(self._txn_elsewhere) as stand_in:
                 yield stand_in
@@ -330,6 +331,12 @@ class BaseTaskRunEngine(BaseRunEngine):
             if not (txn.is_staged() or txn.is_committed()):
                 txn.rollback()  # the run did not complete: undo the transaction
         self._transaction = None
+
+    def _has_own_transaction(self) -> bool:
+        # Outside any transaction a run is its own one only when something
+        # listens for its end: no transaction is made for the others.
+        hooks = self.task.on_commit_hooks or self.task.on_rollback_hooks
+        return bool(hooks) and not self.run.in_transaction
 
     # --- outcomes ---------------------------------------------------------------------------
 

@@ -110,6 +110,22 @@ def hooked_retried_flow(key):
     return "second attempt"
 
 
+def commit_recorder(txn):
+    record(f"commit:{txn.task_run_id}", type(txn).__name__)
+
+
+@task(on_commit=[commit_recorder])
+def committed_task():
+    return "kept"
+
+
+@flow
+def commit_hook_flow():
+    inline = committed_task(return_state=True)
+    # The hooks run as the run's transaction ends, after its final state.
+    return inline.name, inline.state_details.task_run_id
+
+
 @flow(name="exploding-hook-flow", on_completion=[exploding_hook, flow_on_completion])
 def exploding_hook_flow():
     return "flow still fine"
@@ -244,3 +260,11 @@ class TestCancellationHooks:
             ("on_running", "hooked-cancelling-flow", "Running"),
             ("on_cancellation", "hooked-cancelling-flow", "CANCELLING"),
         ]
+
+
+class TestCommitHooksOutsideTransactions:
+    def test_a_completed_task_runs_its_commit_hooks(self):
+        # A task run is its own transaction when its task has commit hooks
+        name, run_id = commit_hook_flow()
+        assert name == "Completed"
+        assert recorded(f"commit:{run_id}") == ["Transaction"]
