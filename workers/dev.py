@@ -25,6 +25,7 @@ from typing import IO, Any
 
 STOP_TIMEOUT_SECONDS = 10.0
 REDIS_START_TIMEOUT_SECONDS = 10.0
+CONSUMING_TIMEOUT_SECONDS = 30.0
 SIGNING_KEY_ENV = "CELERITY_SIGNING_KEY"
 
 
@@ -188,6 +189,8 @@ def run_dev(workers: int, port: int | None, say: Callable[[str], None] = print) 
             url = start_redis(group, port or free_port())
             env = fleet_env(url)
             start_fleet(group, env, workers)
+            # After the workers' banners, so that the export lines end the output.
+            wait_until_consuming(url, workers + 1, group)
             _announce(env, workers, say)
             return _watch(group, say)
         except KeyboardInterrupt:
@@ -197,8 +200,29 @@ def run_dev(workers: int, port: int | None, say: Callable[[str], None] = print) 
             group.stop()
 
 
+def wait_until_consuming(
+    url: str, consumers: int, group: ProcessGroup, timeout: float = CONSUMING_TIMEOUT_SECONDS
+) -> bool:
+    """Wait until ``consumers`` processes block reading queues on ``url`` (each Celery worker
+    does once started, its banner printed); False after ``timeout`` or if one exited."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not group.exited():
+            waiting = [c for c in client.client_list() if c.get("cmd") in ("brpop", "blpop")]
+            if len(waiting) >= consumers:
+                return True
+            time.sleep(0.1)
+    finally:
+        client.close()
+    return False
+
+
 def _announce(env: Mapping[str, str], workers: int, say: Callable[[str], None]) -> None:
     url = env["CELERITY_BROKER_URL"]
+    say("")
     say(f"Redis: {url} ({workers} worker(s) and 1 coordinator running; Ctrl-C stops them all)")
     say("In another shell:")
     say(f"export CELERITY_BROKER_URL={url}")

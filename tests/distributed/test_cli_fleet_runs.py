@@ -183,3 +183,28 @@ def test_without_a_coordinator_submit_wait_warns_once_and_the_run_waits_in_its_q
     assert {"name": "celerity", "waiting": 0, "reserved": 0} in depths
     nobody = celerity(env, "workers", "ls")
     assert nobody.returncode == 0 and "CELERITY_REMOTE_CONTROL=true" in nobody.stderr
+
+
+def test_dev_prints_its_export_lines_after_the_celery_banners(
+    tmp_path: Path, cli_flows: Path
+) -> None:
+    import signal
+
+    log = tmp_path / "dev.log"
+    env = fleet_environment("unused")
+    del env["CELERITY_BROKER_URL"], env["CELERITY_SIGNING_KEY"]
+    with open(log, "wb") as out:
+        dev = subprocess.Popen([sys.executable, "-m", "celerity", "dev", "-w", "1"], env=env,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while "export CELERITY_SIGNING_KEY=" not in log.read_text(errors="replace"):
+            assert dev.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)  # dev is another process: poll its output
+        before, _, _ = log.read_text(errors="replace").partition("export CELERITY_BROKER_URL=")
+        # Both banners (the worker's and the coordinator's) came before the export lines
+        assert before.count("[config]") == 2, before
+        assert before.count(" ready.") == 2, before
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        assert dev.wait(timeout=30) == 0, log.read_text()
