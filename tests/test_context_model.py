@@ -83,3 +83,15 @@ class TestRunContexts:
             assert get_run_context() is flow_ctx
             assert flow_ctx.result_store is store
             assert flow_ctx.parameters == {"x": "y"}
+
+    def test_a_flow_run_context_carries_a_suspension_request(self):
+        from engine.context import FlowRunContext
+        from engine.exceptions import Pause
+        from engine.states import Suspended
+
+        request = FlowRunContext(flow=None, flow_run=None).flow_run_suspension_request
+        request.raise_if_requested()  # nothing requested: nothing happens
+        request.mark_requested(Suspended())
+        with pytest.raises(Pause) as raised:
+            request.raise_if_requested()
+        assert raised.value.state.name == "Suspended"
