@@ -69,3 +69,28 @@ def collect(expr: Any, match: Callable[[Any], bool]) -> list[Any]:
 
     visit_collection(expr, visit)
     return found
+
+
+def dict_to_flatdict(nested: dict[Any, Any]) -> dict[tuple[Any, ...], Any]:
+    """``{"a": {"b": 1}}`` as ``{("a", "b"): 1}``; empty dicts are kept as values."""
+    flat: dict[tuple[Any, ...], Any] = type(nested)()
+    todo: list[tuple[tuple[Any, ...], dict[Any, Any]]] = [((), nested)]
+    while todo:
+        prefix, level = todo.pop()
+        for key, value in level.items():
+            if isinstance(value, dict) and value:
+                todo.append(((*prefix, key), value))
+            else:
+                flat[(*prefix, key)] = value
+    return flat
+
+
+def flatdict_to_dict(flat: dict[tuple[Any, ...], Any]) -> dict[Any, Any]:
+    """The nested dict ``dict_to_flatdict`` flattened (keys are tuples of keys)."""
+    nested: dict[Any, Any] = type(flat)()
+    for *parents, last in flat:
+        level = nested
+        for key in parents:
+            level = level.setdefault(key, type(flat)())
+        level[last] = flat[(*parents, last)]
+    return nested
