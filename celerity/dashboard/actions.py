@@ -54,12 +54,15 @@ class TokenGuard:
 
 def retry(run_id: uuid.UUID) -> str:
     """Send a Failed or Crashed flow run back to the coordinators as a new attempt."""
+    from engine.exceptions import ConfigurationError
     from engine.flow_attempts import RetryRefused, retry_flow_run
 
     try:
         retry_flow_run(run_id, wait=False)
     except RetryRefused as exc:
         raise ActionRefused(str(exc), 409) from None
+    except ConfigurationError as exc:  # e.g. no signing key here to sign the new attempt
+        raise ActionRefused(f"This dashboard cannot send runs to the fleet: {exc}", 503) from None
     return f"Flow run {run_id} was sent to run again."
 
 

@@ -77,6 +77,18 @@ def broken(a: int) -> float:
 
 
 @flow
+def gate(amount: int) -> str:
+    from engine import pause_flow_run
+    from engine.input import RunInput
+
+    class Decision(RunInput):
+        approved: bool
+
+    decision = pause_flow_run(wait_for_input=Decision, timeout=60)
+    return f"{amount} approved" if decision.approved else f"{amount} refused"
+
+
+@flow
 def held(key: str) -> str:
     started = square.submit(2)
     waiting = hold.submit(key)

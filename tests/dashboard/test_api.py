@@ -107,6 +107,29 @@ def test_actions_need_the_token(dashboard: Dashboard, broken_run: str) -> None:
     assert status == 409 and "pause" in answer["detail"].lower(), answer
 
 
+def test_resume_sends_run_input_to_a_paused_run(
+    dashboard: Dashboard, fleet: Fleet, flows_file: Path
+) -> None:
+    run_id = submit(fleet, f"{flows_file}:gate", "--param", "amount=7", wait=False)
+    poll(
+        lambda: dashboard.get(f"/api/runs/{run_id}")["flow_run"]["state"]["type"] == "PAUSED",
+        "the run to pause",
+    )
+    status, answer = dashboard.post(f"/api/runs/{run_id}/resume", {"input": {}}, token=TOKEN)
+    assert status == 409, answer  # its input lacks "approved"
+
+    status, answer = dashboard.post(
+        f"/api/runs/{run_id}/resume", {"input": {"approved": True}}, token=TOKEN
+    )
+    assert status == 200, answer
+    final = poll(
+        lambda: (detail := dashboard.get(f"/api/runs/{run_id}"))["flow_run"]["final"] and detail,
+        "the resumed run to finish",
+    )
+    assert final["flow_run"]["state"]["name"] == "Completed"
+    assert final["result"]["summary"] == "'7 approved'"
+
+
 def test_without_a_token_the_dashboard_is_read_only(
     fleet: Fleet, broken_run: str, tmp_path: Path
 ) -> None:

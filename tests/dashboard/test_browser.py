@@ -12,6 +12,10 @@ from distributed.fleet import Fleet
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from engine.schemas import FlowRun, TaskRun
+from engine.states import Completed
+from engine.store.redis import RedisRunStore
+
 from .conftest import Dashboard, poll, submit
 
 
@@ -120,3 +124,34 @@ def test_a_running_flow_changes_state_without_a_reload(
     poll(all_completed, "every node to show Completed")
     poll(lambda: browser.find_element(By.ID, "run-state").text == "Completed", "the run's state")
     assert browser.execute_script("return window.sameDocument === true;"), "the page reloaded"
+
+
+def test_the_graph_draws_upstream_edges_and_places_runs_after_their_upstreams(
+    browser: Any, dashboard: Dashboard, fleet: Fleet
+) -> None:
+    # Given a flow run whose task runs record their inputs: c reads a and b, d waits for c.
+    flow_run = FlowRun(name="drawn", flow_name="drawn", state=Completed())
+    a, b = (TaskRun(name=n, flow_run_id=flow_run.id, state=Completed()) for n in "ab")
+    c = TaskRun(name="c", flow_run_id=flow_run.id, state=Completed(),
+                task_inputs={"x": [str(a.id)], "y": [f"task_run:{b.id}"]})
+    d = TaskRun(name="d", flow_run_id=flow_run.id, state=Completed(),
+                task_inputs={"wait_for": [str(c.id)]})
+    store = RedisRunStore(fleet.env["CELERITY_BROKER_URL"])
+    try:
+        store.create_flow_run(flow_run)
+        store.create_task_runs([d, a, b, c])  # created out of order on purpose
+    finally:
+        store.close()
+
+    browser.get(f"{dashboard.url}/runs/{flow_run.id}")
+
+    poll(lambda: len(nodes(browser)) == 4, "the four nodes")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#graph path.edge")) == 3
+    column = {name: _x(browser, name) for name in "abcd"}
+    assert column["a"] == column["b"] < column["c"] < column["d"]
+
+
+def _x(browser: Any, name: str) -> float:
+    node = browser.find_element(By.CSS_SELECTOR, f'#graph g.node[data-task-run-name="{name}"]')
+    transform = node.get_attribute("transform")  # translate(x,y)
+    return float(transform.removeprefix("translate(").split(",")[0])
