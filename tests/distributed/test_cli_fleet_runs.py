@@ -208,3 +208,23 @@ def test_dev_prints_its_export_lines_after_the_celery_banners(
     finally:
         dev.send_signal(signal.SIGTERM)
         assert dev.wait(timeout=30) == 0, log.read_text()
+
+
+def test_a_flow_added_to_a_loaded_file_fails_with_a_restart_hint(
+    inspected_fleet: Fleet, cli_flows: Path
+) -> None:
+    # Given a flow file the coordinator has loaded once
+    path = cli_flows.parent / "edited_flows.py"
+    path.write_text("from engine import flow\n\n\n@flow\ndef first():\n    return 1\n")
+    ok(celerity(inspected_fleet.env, "flow", "submit", f"{path}:first", "--wait",
+                "--timeout", str(WAIT_SECONDS)), inspected_fleet)
+
+    # When a flow added to it since is submitted
+    path.write_text(path.read_text() + "\n\n@flow\ndef second():\n    return 2\n")
+    waited = celerity(inspected_fleet.env, "flow", "submit", f"{path}:second", "--wait",
+                      "--timeout", str(WAIT_SECONDS))
+
+    # Then the run fails saying why, and the CLI says to restart the coordinators
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    assert "Could not load the flow" in waited.stdout
+    assert "restart them" in waited.stderr
