@@ -128,6 +128,7 @@ class BaseTaskRunEngine(BaseRunEngine):
         self._transaction: Transaction | None = None
         self._txn_elsewhere = False  # submitted from a transaction in another process
         self._context: TaskRunContext | None = None
+        self._parent_context: TaskRunContext | None = None
 
     @property
     def owner(self) -> Any:
@@ -162,7 +163,9 @@ class BaseTaskRunEngine(BaseRunEngine):
                 self.task_run = self._create_task_run(task_run_id)
                 self.state = self.task_run.state or Pending()
             task_run = self.task_run
+            self._parent_context = TaskRunContext.get()  # when called inside another task run
             self._context = self._new_context(task_run)
+            self._context.__dict__["_thread"] = threading.get_ident()
             stack.enter_context(self._context)
             stack.enter_context(patch_print(self._context.log_prints))
             stack.enter_context(lease_keeper.holding(self.store, task_run.id))
@@ -305,7 +308,23 @@ class BaseTaskRunEngine(BaseRunEngine):
             # writes the cache record if and when its transaction commits.
             self._mark_cache(state)
         elif self._mark_cache(state) and self._cache_key is not None:
-            self.store.write_cache(self._cache_key, state, state.state_details.cache_expiration)
+            self._write_cache([(self._cache_key, state)])
+        if self._context is not None:
+            # Cache records of task runs called inline inside this one wait for
+            # it: written if it completes, dropped if it does not (as a
+            # transaction's nested records are).
+            nested = self._context.__dict__.pop("_pending_cache_writes", None)
+            if nested and state.is_completed():
+                self._write_cache(nested)
+
+    def _write_cache(self, entries: list[tuple[str, State[Any]]]) -> None:
+        """Write cache records now, or hand them to the task run this one was called in."""
+        parent = self._parent_context
+        if parent is not None and parent.__dict__.get("_thread") == threading.get_ident():
+            parent.__dict__.setdefault("_pending_cache_writes", []).extend(entries)
+            return
+        for key, state in entries:
+            self.store.write_cache(key, state, state.state_details.cache_expiration)
 
     def _stage(self, txn: Transaction, state: State[Any]) -> None:
         txn.write_on_commit = self._mark_cache(state)
