@@ -28,14 +28,6 @@ FOLLOW_POLL_SECONDS = 0.5
 
 # --- flow submit ---------------------------------------------------------------------
 
-# A run still Scheduled this long after submission has not been taken by any
-# coordinator: say so once (the run waits on, a coordinator may start later).
-NO_COORDINATOR_SECONDS = 5.0
-NO_COORDINATOR = (
-    "Flow run {id} is still Scheduled after {seconds:.0f}s: no coordinator has taken it. "
-    "Is a coordinator running on this Redis (`celerity coordinator start`, or `celerity dev`)? "
-    "Still waiting."
-)
 # A coordinator imports a flow file once, so an edited file needs a restart.
 STALE_FLOW_HINT = (
     "Hint: coordinators (and workers) import each flow file once; if the file changed since "
@@ -92,6 +84,7 @@ def _watch_and_print(run_id: uuid.UUID, timeout: float | None, warn_unclaimed: b
 def _unclaimed_warning() -> Any:
     """An ``on_poll`` that warns on stderr, once, when the run stays Scheduled too long."""
     from engine.states import StateType
+    from workers.producer import NO_COORDINATOR_SECONDS, unclaimed_warning
 
     warned = False
 
@@ -102,7 +95,7 @@ def _unclaimed_warning() -> Any:
             return
         if state is not None and state.type == StateType.SCHEDULED:
             warned = True
-            click.echo(NO_COORDINATOR.format(id=flow_run.id, seconds=elapsed), err=True)
+            click.echo(unclaimed_warning(flow_run.id, elapsed), err=True)
 
     return check
 

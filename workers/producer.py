@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -20,11 +21,26 @@ from broker_config.settings import CeleritySettings, get_settings
 from engine.exceptions import CelerityException, ConfigurationError
 from engine.schemas import FlowRun
 from engine.signing import fleet_signer
-from engine.states import Failed, Scheduled, State
+from engine.states import Failed, Scheduled, State, StateType
 from engine.store import get_store, store_for_url
 from engine.store.base import RunStore
 from workers.coordinator import RUN_FLOW_TASK
 from workers.protocol import FlowRunMessage
+
+# A run still Scheduled this long after submission has not been taken by any
+# coordinator: a waiting producer says so, once (the run waits on: one may start).
+NO_COORDINATOR_SECONDS = 5.0
+
+logger = logging.getLogger("celerity.producer")
+
+
+def unclaimed_warning(flow_run_id: uuid.UUID, waited: float) -> str:
+    """What a producer waiting for a run that no coordinator took says."""
+    return (
+        f"Flow run {flow_run_id} is still Scheduled after {waited:.0f}s: no coordinator has "
+        "taken it. Is a coordinator running on this Redis (`celerity coordinator start`, or "
+        "`celerity dev`)? Still waiting."
+    )
 
 
 class SubmissionError(CelerityException):
@@ -90,19 +106,31 @@ def wait_for_flow_run(
     This polls the run store: a producer may run anywhere (a web app, a cron
     job on another host) and holds no listener or event stream of its own, and
     one small read per ``poll`` seconds is cheap for Redis. Raises TimeoutError
-    after ``timeout`` seconds (None waits forever).
+    after ``timeout`` seconds (None waits forever). Logs a warning (logger
+    ``celerity.producer``) once if no coordinator takes the run within
+    ``NO_COORDINATOR_SECONDS``.
     """
     run_id = uuid.UUID(str(flow_run_id))
     store = _store(settings or get_settings())
-    deadline = None if timeout is None else time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    warned = False
     while True:
         state = store.read_flow_run(run_id).state
         if state is not None and state.is_final():
             return state
+        waited = time.monotonic() - started
+        if not warned and waited >= NO_COORDINATOR_SECONDS and _unclaimed(state):
+            warned = True
+            logger.warning(unclaimed_warning(run_id, waited))
         if deadline is not None and time.monotonic() >= deadline:
             shown = state.name if state is not None else "no state"
             raise TimeoutError(f"Flow run {run_id} is not final after {timeout}s (it is {shown}).")
         time.sleep(poll)
+
+
+def _unclaimed(state: State[Any] | None) -> bool:
+    return state is not None and state.type == StateType.SCHEDULED
 
 
 def _store(settings: CeleritySettings) -> RunStore:
@@ -189,4 +217,11 @@ def _publish(
         raise
 
 
-__all__ = ["SubmissionError", "resubmit_flow_run", "submit_flow_run", "wait_for_flow_run"]
+__all__ = [
+    "NO_COORDINATOR_SECONDS",
+    "SubmissionError",
+    "resubmit_flow_run",
+    "submit_flow_run",
+    "unclaimed_warning",
+    "wait_for_flow_run",
+]

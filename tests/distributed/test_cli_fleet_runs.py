@@ -185,6 +185,29 @@ def test_without_a_coordinator_submit_wait_warns_once_and_the_run_waits_in_its_q
     assert nobody.returncode == 0 and "CELERITY_REMOTE_CONTROL=true" in nobody.stderr
 
 
+def test_wait_for_flow_run_logs_once_that_no_coordinator_took_the_run(
+    own_redis, cli_flows: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from workers.producer import NO_COORDINATOR_SECONDS, submit_flow_run, wait_for_flow_run
+
+    use_broker(monkeypatch, own_redis.url)  # a Redis no coordinator consumes
+    run_id = submit_flow_run(f"{cli_flows}:nightly_prices")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("celerity.producer").addHandler(handler)
+    try:
+        with pytest.raises(TimeoutError):
+            wait_for_flow_run(run_id, timeout=NO_COORDINATOR_SECONDS + 2)
+    finally:
+        logging.getLogger("celerity.producer").removeHandler(handler)
+
+    assert [r.levelno for r in records] == [logging.WARNING]
+    assert f"Flow run {run_id} is still Scheduled" in records[0].getMessage()
+
+
 def test_dev_prints_its_export_lines_after_the_celery_banners(
     tmp_path: Path, cli_flows: Path
 ) -> None:
