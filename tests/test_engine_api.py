@@ -170,3 +170,20 @@ class TestFlowRunEngines:
         hooked = async_greet.with_options(on_cancellation=[_record_hook(calls, "cancel")])
         asyncio.run(AsyncFlowRunEngine(flow=hooked).call_hooks(Cancelling()))
         assert calls == [("cancel", "Cancelling")]
+
+    def test_handle_cancellation_ends_the_run_cancelled_and_runs_its_hooks(self):
+        calls = []
+        hooked = greet.with_options(on_cancellation=[_record_hook(calls, "cancel")])
+        engine = FlowRunEngine(flow=hooked)
+        with engine.initialize_run():
+            engine.handle_cancellation(KeyboardInterrupt())
+        history = get_store().read_state_history(engine.flow_run.id)
+        assert [s.name for s in history] == ["Pending", "Cancelling", "Cancelled"]
+        assert calls == [("cancel", "Cancelled")]
+
+    def test_a_returned_coroutine_is_awaited_by_an_async_flow(self):
+        @flow
+        async def returns_coroutine():
+            return async_add(1)  # not awaited by the flow's code
+
+        assert asyncio.run(returns_coroutine()) == 11

@@ -9,6 +9,7 @@ from engine import flow, task
 from engine.states import StateType
 
 from . import _helpers as h
+from ._side_effects import record, recorded
 
 
 def _sleep_ten_seconds():
@@ -78,6 +79,14 @@ async def async_sleepy_flow():
     return "finished"
 
 
+@flow(timeout_seconds=0.5, retries=1)
+def slow_first_attempt_flow(key):
+    record(key, "attempt")
+    if len(recorded(key)) == 1:
+        _sleep_ten_seconds()
+    return "second attempt in time"
+
+
 class TestTaskTimeouts:
     def test_sync_task_times_out(self):
         started = time.monotonic()
@@ -133,3 +142,12 @@ class TestFlowTimeouts:
         assert state.type == StateType.FAILED
         assert state.name == "TimedOut"
         assert h.names(state.state_details.flow_run_id) == ["Pending", "Running", "TimedOut"]
+
+    def test_a_timed_out_flow_attempt_is_retried(self, key):
+        # A flow run that times out is Failed (TimedOut), which its retries cover
+        state = slow_first_attempt_flow(key, return_state=True)
+        assert state.result() == "second attempt in time"
+        assert recorded(key) == ["attempt", "attempt"]
+        assert h.names(state.state_details.flow_run_id) == [
+            "Pending", "Running", "Retrying", "Completed",
+        ]
