@@ -47,10 +47,13 @@ def run_flow_in_subprocess(
     parameters: dict[str, Any] | None = None,
     wait_for: Any = None,
     context: dict[str, Any] | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> FlowRunProcess:
     """Start ``flow`` in a spawned process and return the (started) process.
 
-    After ``process.join()``, ``read_subprocess_result(process)`` gives the final state.
+    ``env`` sets environment variables in the child before it runs anything
+    (a None value removes the variable). After ``process.join()``,
+    ``read_subprocess_result(process)`` gives the final state.
     """
     from engine.flow_engine import jsonable_parameters
 
@@ -78,6 +81,7 @@ def run_flow_in_subprocess(
             "parameters": parameters,
             "context": context,
             "export": export_path,
+            "env": dict(env or {}),
         }
     )
     process = FlowRunProcess(
@@ -104,6 +108,7 @@ def _child_main(payload: bytes, parent_pid: int) -> None:
     from engine.flow_engine import run_flow_to_state
 
     job = cloudpickle.loads(payload)
+    _apply_env(job.get("env") or {})
     flow = from_reference(job["flow"])
     flow_run = FlowRun.model_validate(job["flow_run"])
     context = {k: v for k, v in job["context"].items() if k not in ("flow_run", "task_run")}
@@ -117,6 +122,14 @@ def _child_main(payload: bytes, parent_pid: int) -> None:
             if job["export"]:
                 exported = cloudpickle.dumps(_export(store, flow_run.id))
                 Path(job["export"]).write_bytes(current_signer().sign(exported))
+
+
+def _apply_env(env: dict[str, str | None]) -> None:
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _export(store: RunStore, flow_run_id: uuid.UUID) -> dict[str, Any]:
