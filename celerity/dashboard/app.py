@@ -101,13 +101,14 @@ def _found(read: Any) -> Any:
 def _fleet_routes(app: FastAPI, reader: RunReader, fleet: FleetProbe) -> None:
     @app.get("/api/workers")
     def workers() -> dict[str, Any]:
-        """Workers that answered Celery's inspect, and workers named by recent task runs."""
+        """Workers that answered Celery's inspect (else sent heartbeats), and the processes
+        that ran recent task runs."""
         answered = fleet.workers()
         return {**answered, "seen_in_runs": reader.workers_seen()}
 
     @app.get("/api/queues")
     def queues() -> dict[str, Any]:
-        """Each declared queue with how many messages wait in it."""
+        """Each declared queue: jobs waiting in it, and reserved by a worker (not acknowledged)."""
         return {"queues": fleet.queues()}
 
 

@@ -1,9 +1,9 @@
-"""The fleet as the broker sees it: live workers (Celery's inspect) and queue depths.
+"""The fleet as the broker sees it, for the dashboard: ``celerity.fleet_status`` (what
+``workers ls`` and ``queues ls`` print), kept a few seconds.
 
-Both go through the keyless tools app (``workers.app.create_tools_app``): the
-dashboard reads the fleet and can never send a job. A broadcast to the workers
-waits its whole timeout for replies, so the answer is kept a few seconds and
-shared by every page polling meanwhile; only one broadcast runs at a time.
+Asking the workers takes a broadcast that waits its whole timeout (or a window of
+heartbeats), so the answer is shared by every page polling meanwhile, and only one
+thread asks at a time.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from broker_config.queues import queue_names
 from broker_config.settings import CeleritySettings
+from celerity.fleet_status import list_workers, queue_depths
 
-INSPECT_TIMEOUT_SECONDS = 1.0
 WORKERS_TTL_SECONDS = 5.0
 QUEUES_TTL_SECONDS = 1.0
 
@@ -44,61 +43,24 @@ class FleetProbe:
 
     def __init__(self, settings: CeleritySettings) -> None:
         self.settings = settings
-        self._app: Any = None
-        self._app_lock = threading.Lock()
-        self._workers = _Cached(self._inspect_workers, WORKERS_TTL_SECONDS)
-        self._queues = _Cached(self._queue_depths, QUEUES_TTL_SECONDS)
-
-    @property
-    def app(self) -> Any:
-        """The tools app, built on first use (Celery is slow to import)."""
-        with self._app_lock:
-            if self._app is None:
-                from workers.app import create_tools_app
-
-                self._app = create_tools_app(self.settings)
-            return self._app
+        self._workers = _Cached(self._ask_workers, WORKERS_TTL_SECONDS)
+        self._queues = _Cached(self._read_queues, QUEUES_TTL_SECONDS)
 
     def workers(self) -> dict[str, Any]:
-        """The workers that answered Celery's inspect (only those started with remote
-        control on can), by node name."""
+        """``{"workers": [...], "error": None}``: the workers that answered Celery's inspect
+        (remote control on) or else sent heartbeats (``-E``); the error if none could be asked."""
         return self._workers.get()  # type: ignore[no-any-return]
 
     def queues(self) -> list[dict[str, Any]]:
-        """Each queue the settings declare, with how many messages wait in it."""
+        """Each queue the settings declare: jobs waiting in it, and reserved by a worker."""
         return self._queues.get()  # type: ignore[no-any-return]
 
-    def _inspect_workers(self) -> dict[str, Any]:
+    def _ask_workers(self) -> dict[str, Any]:
         try:
-            stats = self.app.control.inspect(timeout=INSPECT_TIMEOUT_SECONDS).stats() or {}
+            found = list_workers(self.settings)
         except Exception as exc:  # broker down: say so on the page, keep serving
-            return {"workers": {}, "error": f"{type(exc).__name__}: {exc}"}
-        return {"workers": {name: _worker_summary(s) for name, s in stats.items()}, "error": None}
+            return {"workers": [], "error": f"{type(exc).__name__}: {exc}"}
+        return {"workers": [worker.as_dict() for worker in found], "error": None}
 
-    def _queue_depths(self) -> list[dict[str, Any]]:
-        with self.app.pool.acquire(block=True) as connection:
-            channel = connection.default_channel
-            return [
-                {"name": name, "depth": _depth(channel, name)}
-                for name in queue_names(self.settings)
-            ]
-
-
-def _depth(channel: Any, name: str) -> int:
-    from kombu.exceptions import ChannelError
-
-    try:
-        return int(channel.queue_declare(queue=name, passive=True).message_count)
-    except ChannelError:  # kombu's Redis transport deletes an empty queue's list
-        return 0
-
-
-def _worker_summary(stats: dict[str, Any]) -> dict[str, Any]:
-    pool = stats.get("pool") or {}
-    totals = stats.get("total") or {}
-    return {
-        "pid": stats.get("pid"),
-        "uptime": stats.get("uptime"),
-        "concurrency": pool.get("max-concurrency"),
-        "processed": sum(int(n) for n in totals.values()),
-    }
+    def _read_queues(self) -> list[dict[str, Any]]:
+        return [depth.as_dict() for depth in queue_depths(self.settings)]

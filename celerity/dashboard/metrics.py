@@ -9,9 +9,10 @@ workers pay nothing for it on their per-task path. Families:
 - ``celerity_task_run_duration_seconds{task}`` (histogram): the run time of each
   task run seen final by this dashboard, counted once (a counter since the
   dashboard started, as Prometheus expects; it starts with the runs in the window).
-- ``celerity_queue_depth{queue}`` (gauge): messages waiting in each declared queue.
-- ``celerity_workers_alive`` (gauge): workers that answered Celery's inspect
-  (only workers with ``CELERITY_REMOTE_CONTROL=true`` can).
+- ``celerity_queue_depth{queue}``, ``celerity_queue_reserved{queue}`` (gauges): jobs
+  waiting in each declared queue, and taken by a worker but not acknowledged yet.
+- ``celerity_workers_alive`` (gauge): workers and coordinators that answered Celery's
+  inspect (``CELERITY_REMOTE_CONTROL=true``) or else sent heartbeats (``-E``).
 - ``celerity_lease_recoveries_total{kind}`` (counter): runs the reapers and
   sweepers recovered (``workers.metrics``).
 - ``celerity_metrics_source_up{source}`` (gauge): 0 when a source (store, broker)
@@ -146,16 +147,25 @@ class DashboardCollector(Collector):
         return family
 
     def _fleet(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily(
-            "celerity_queue_depth", "Messages waiting in each queue.", labels=["queue"]
+        queues, alive = self.fleet.queues(), self.fleet.workers()
+        if alive["error"]:
+            raise RuntimeError(alive["error"])
+        waiting = GaugeMetricFamily(
+            "celerity_queue_depth", "Jobs waiting in each queue.", labels=["queue"]
         )
-        for queue in self.fleet.queues():
-            depth.add_metric([queue["name"]], queue["depth"])
-        yield depth
-        alive = self.fleet.workers()
+        reserved = GaugeMetricFamily(
+            "celerity_queue_reserved",
+            "Jobs of each queue taken by a worker and not acknowledged yet.",
+            labels=["queue"],
+        )
+        for queue in queues:
+            waiting.add_metric([queue["name"]], queue["waiting"])
+            reserved.add_metric([queue["name"]], queue["reserved"])
+        yield from (waiting, reserved)
         yield GaugeMetricFamily(
             "celerity_workers_alive",
-            "Workers that answered Celery's inspect (those with remote control on).",
+            "Workers and coordinators that answered Celery's inspect (remote control on) "
+            "or else sent heartbeats (-E).",
             value=len(alive["workers"]),
         )
 

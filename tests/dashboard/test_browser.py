@@ -51,7 +51,7 @@ def test_the_runs_page_lists_a_finished_run(
     assert not browser.find_elements(By.CSS_SELECTOR, f'#runs tr[data-run-id="{run_id}"]')
 
     # The workers answer Celery's inspect (remote control is on); the queues are listed.
-    live_workers = '#workers tr[data-worker^="celerity-worker-"]'
+    live_workers = '#workers tr[data-kind="worker"]'
     poll(lambda: len(browser.find_elements(By.CSS_SELECTOR, live_workers)) == 2, "both workers")
     queues = browser.find_elements(By.CSS_SELECTOR, "#queues tr[data-queue]")
     assert {q.get_attribute("data-queue") for q in queues} == {"celerity", "flows"}

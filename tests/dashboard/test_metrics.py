@@ -22,6 +22,7 @@ FAMILIES = {
     "celerity_task_runs": "gauge",
     "celerity_task_run_duration_seconds": "histogram",
     "celerity_queue_depth": "gauge",
+    "celerity_queue_reserved": "gauge",
     "celerity_workers_alive": "gauge",
     "celerity_lease_recoveries": "counter",
     "celerity_metrics_source_up": "gauge",
@@ -67,9 +68,10 @@ def test_metrics_have_every_family_with_plausible_values(
         (("task", "dash_flows.square"),)
     ]
 
-    queues = values(families["celerity_queue_depth"])
-    assert set(queues) == {(("queue", "celerity"),), (("queue", "flows"),)}
-    assert all(depth >= 0 for depth in queues.values())
+    for family in ("celerity_queue_depth", "celerity_queue_reserved"):
+        queues = values(families[family])
+        assert set(queues) == {(("queue", "celerity"),), (("queue", "flows"),)}
+        assert all(depth >= 0 for depth in queues.values())
     assert values(families["celerity_metrics_source_up"]) == {
         (("source", "broker"),): 1.0,
         (("source", "store"),): 1.0,

@@ -51,18 +51,21 @@
 
   async function refreshWorkers() {
     const data = await getJSON("/api/workers");
-    const live = Object.entries(data.workers).sort(([a], [b]) => a.localeCompare(b));
-    fillTable(document.getElementById("workers"), live.map(([name, worker]) =>
-      el("tr", {"data-worker": name},
-        el("td", {class: "mono"}, name),
-        el("td", {}, worker.concurrency != null ? String(worker.concurrency) : "-"),
-        el("td", {}, String(worker.processed)),
-        el("td", {}, seconds(worker.uptime)))));
+    const number = (value) => (value === null || value === undefined ? "-" : String(value));
+    fillTable(document.getElementById("workers"), data.workers.map((worker) =>
+      el("tr", {"data-worker": worker.name, "data-kind": worker.kind},
+        el("td", {class: "mono"}, worker.name),
+        el("td", {}, worker.kind),
+        el("td", {}, worker.status),
+        el("td", {}, number(worker.active)),
+        el("td", {}, number(worker.processed)),
+        el("td", {}, number(worker.concurrency)),
+        el("td", {}, seconds(worker.uptime_seconds)))));
     document.getElementById("workers-note").textContent = data.error
       ? "Cannot ask the workers: " + data.error
-      : live.length ? "" :
-        "No worker answered Celery's inspect: start workers with CELERITY_REMOTE_CONTROL=true " +
-        "to see them here.";
+      : data.workers.length ? "" :
+        "No worker answered: start workers with CELERITY_REMOTE_CONTROL=true (Celery's " +
+        "inspect) or -E (heartbeats) to see them here.";
     const seen = Object.entries(data.seen_in_runs).sort(([, a], [, b]) => b.localeCompare(a));
     fillTable(document.getElementById("seen"), seen.map(([name, at]) =>
       el("tr", {}, el("td", {class: "mono"}, name), el("td", {}, time(at)))));
@@ -71,7 +74,8 @@
   async function refreshQueues() {
     const data = await getJSON("/api/queues");
     fillTable(document.getElementById("queues"), data.queues.map((q) =>
-      el("tr", {"data-queue": q.name}, el("td", {class: "mono"}, q.name), el("td", {}, String(q.depth)))));
+      el("tr", {"data-queue": q.name}, el("td", {class: "mono"}, q.name),
+        el("td", {}, String(q.waiting)), el("td", {}, String(q.reserved)))));
   }
 
   getJSON("/api/info").then((info) => {
