@@ -333,7 +333,9 @@ class BaseFlowRunEngine(BaseRunEngine):
         if self._retry(exc):
             return
         self.logger.error(
-            "Finished in state Failed(%r)", f"Flow run encountered an exception: {exc!r}"
+            "Finished in state Failed(%r)",
+            f"Flow run encountered an exception: {exc!r}",
+            exc_info=exc,  # its traceback on the console and in the run's logs
         )
         state = exception_to_failed_state(
             exc, f"Flow run encountered an exception: {type(exc).__name__}: {exc}"
@@ -363,7 +365,11 @@ class BaseFlowRunEngine(BaseRunEngine):
         self.retries += 1
         delay = float(self.flow.retry_delay_seconds or 0)
         self.logger.info(
-            "Flow run failed with %r; retry %s/%s.", cause, self.retries, self.flow.retries
+            "Flow run failed with %r; retry %s/%s.",
+            cause,
+            self.retries,
+            self.flow.retries,
+            exc_info=cause if isinstance(cause, BaseException) else None,
         )
         if delay > 0:
             self._set_state(AwaitingRetry(scheduled_time=now() + datetime.timedelta(seconds=delay)))

@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import logging
 import sys
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -96,6 +97,9 @@ class StateDetails(BaseModel):
     pause_key: str | None = None
     run_input_keyset: dict[str, str] | None = None
     worker: str | None = None
+    # A failed state's exception as Python prints it: the exception itself does
+    # not keep its traceback through pickling, and `runs show` prints this.
+    traceback: str | None = None
 
 
 class State(BaseModel, Generic[R]):
@@ -659,6 +663,7 @@ def exception_to_failed_state_sync(
         text = (prefix.rstrip() + " " if prefix else "") + format_exception(exc)
     state = Failed(message=text, data=exc, **kwargs)
     state.state_details.retriable = False
+    state.state_details.traceback = "".join(traceback.format_exception(exc))
     return _as_record(state, result_store, write_result=write_result)
 
 

@@ -377,10 +377,13 @@ class BaseTaskRunEngine(BaseRunEngine):
         )
         if self._retry(exc, failed):
             return
+        # exc_info: the traceback goes to the console and into the run's logs.
         if self.task.retries:
-            self.logger.error("Task run failed with exception: %r - Retries are exhausted", exc)
+            self.logger.error(
+                "Task run failed with exception: %r - Retries are exhausted", exc, exc_info=exc
+            )
         else:
-            self.logger.error("Task run failed with exception: %r", exc)
+            self.logger.error("Task run failed with exception: %r", exc, exc_info=exc)
         self._finish_failed(failed)
 
     def _handle_timeout(self, exc: BaseException) -> None:
@@ -411,6 +414,7 @@ class BaseTaskRunEngine(BaseRunEngine):
             self.retries,
             self.task.retries,
             f"{delay:.3g} second(s) from now" if delay else "immediately",
+            exc_info=cause if isinstance(cause, BaseException) else None,
         )
         if delay > 0:
             waiting = AwaitingRetry(scheduled_time=now() + datetime.timedelta(seconds=delay))

@@ -46,7 +46,7 @@ class RunStoreHandler(logging.Handler):
             log = RunLog(
                 name=record.name,
                 level=record.levelno,
-                message=record.getMessage(),
+                message=_message(record),
                 flow_run_id=flow_run_id,
                 task_run_id=task_run_id,
             )
@@ -55,6 +55,23 @@ class RunStoreHandler(logging.Handler):
             return  # the store is down: the run reports that itself, once, not per line
         except Exception:  # logging must never break the run that logs
             self.handleError(record)
+
+
+_TRACEBACK_FORMATTER = logging.Formatter()
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, followed by its exception's traceback when it carries one.
+
+    The text is kept on the record (``exc_text``), as ``logging.Formatter`` does,
+    so the console handler formats the traceback once for both.
+    """
+    message = record.getMessage()
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        record.exc_text = _TRACEBACK_FORMATTER.formatException(record.exc_info)
+    if record.exc_text:
+        message = f"{message}\n{record.exc_text}"
+    return message
 
 
 def _current_run_ids() -> tuple[uuid.UUID | None, uuid.UUID | None]:

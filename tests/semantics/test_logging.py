@@ -249,3 +249,59 @@ class TestExtraLoggers:
         logs = [log for log in h.logs(flow_run_id) if log.name == "another-library"]
         assert [log.message for log in logs] == [f"library-{key}"]
         assert logs[0].flow_run_id == flow_run_id
+
+
+@task
+def divides_by_zero(marker):
+    return len(marker) / 0
+
+
+@task(retries=1)
+def divides_by_zero_twice(marker):
+    return len(marker) / 0
+
+
+@flow
+def flow_of_a_failing_task(marker, retried=False):
+    failing = divides_by_zero_twice if retried else divides_by_zero
+    failing.submit(marker).wait()
+    return FlowRunContext.get().flow_run.id
+
+
+class TestTracebacks:
+    """A failed attempt logs its traceback, and the Failed state keeps it (``runs show``)."""
+
+    def _failed_task_run(self, flow_run_id):
+        (task_run,) = h.store().read_task_runs(flow_run_id)
+        return task_run
+
+    def test_the_failed_state_keeps_the_traceback(self, key):
+        flow_run_id = flow_of_a_failing_task(key)
+        state = self._failed_task_run(flow_run_id).state
+        assert state.is_failed()
+        traceback = state.state_details.traceback
+        assert traceback.startswith("Traceback (most recent call last):")
+        assert "in divides_by_zero\n    return len(marker) / 0" in traceback
+        assert traceback.rstrip().endswith("ZeroDivisionError: division by zero")
+
+    def test_the_failure_line_in_the_run_logs_carries_the_traceback(self, key):
+        flow_run_id = flow_of_a_failing_task(key)
+        task_run = self._failed_task_run(flow_run_id)
+        (line,) = [log for log in h.logs(flow_run_id) if log.task_run_id == task_run.id]
+        first, _, traceback = line.message.partition("\n")
+        assert first == "Task run failed with exception: ZeroDivisionError('division by zero')"
+        assert line.level == logging.ERROR
+        assert traceback.startswith("Traceback (most recent call last):")
+        assert "return len(marker) / 0" in traceback
+
+    def test_each_failed_attempt_logs_its_traceback(self, key):
+        flow_run_id = flow_of_a_failing_task(key, retried=True)
+        task_run = self._failed_task_run(flow_run_id)
+        lines = [log.message for log in h.logs(flow_run_id) if log.task_run_id == task_run.id]
+        assert [line.splitlines()[0] for line in lines] == [
+            "Task run failed with exception: ZeroDivisionError('division by zero')"
+            " - Retry 1/1 will start immediately",
+            "Task run failed with exception: ZeroDivisionError('division by zero')"
+            " - Retries are exhausted",
+        ]
+        assert all("return len(marker) / 0\n" in line for line in lines)
