@@ -37,7 +37,7 @@ from broker_config.settings import CeleritySettings, mask_url
 from celerity.dashboard import actions
 from celerity.dashboard.fleet import FleetProbe
 from celerity.dashboard.metrics import metrics_registry
-from celerity.dashboard.runs import RunFilter, RunNotFound, RunReader
+from celerity.dashboard.runs import RunNotFound, RunReader, RunsQuery
 from engine.store.base import RunStore
 
 STATIC = Path(__file__).parent / "static"
@@ -78,7 +78,11 @@ def _run_routes(app: FastAPI, reader: RunReader) -> None:
         limit: int = Query(50, ge=1, le=MAX_LIMIT),
     ) -> dict[str, Any]:
         """Recent flow runs, newest first, filtered by state (name or type) and flow name."""
-        return reader.list_runs(RunFilter(state=state or None, flow=flow or None, limit=limit))
+        query = RunsQuery(state=state or None, flow=flow or None, limit=limit)
+        try:
+            return reader.list_runs(query)
+        except ValueError as exc:  # an unknown state name
+            raise HTTPException(status_code=422, detail=str(exc)) from None
 
     @app.get("/api/runs/{run_id}")
     def run_detail(run_id: uuid.UUID) -> dict[str, Any]:

@@ -39,9 +39,8 @@ from prometheus_client.registry import Collector
 
 from celerity.dashboard.fleet import FleetProbe
 from celerity.dashboard.runs import RunReader
-from celerity.dashboard.serialize import duration
+from celerity.run_details import duration_seconds
 from engine.schemas import TaskRun
-from engine.states import now
 
 logger = logging.getLogger("celerity.dashboard")
 
@@ -60,12 +59,11 @@ class TaskDurations:
 
     def observe_final(self, task_runs: Iterable[TaskRun]) -> None:
         """Observe every final task run that ran and was not observed before."""
-        at = now()
         with self._lock:
             for run in task_runs:
                 if run.id in self._seen or run.state is None or not run.state.is_final():
                     continue
-                seconds = duration(run, at)
+                seconds = duration_seconds(run)
                 if seconds is None:
                     continue  # never started (NotReady, crashed before running)
                 self._remember(run.id)

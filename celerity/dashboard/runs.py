@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from celerity.dashboard.serialize import (
     state_json,
     task_run_json,
 )
+from celerity.run_filters import RunFilter
 from engine.exceptions import ObjectNotFound
 from engine.schemas import FlowRun, TaskRun
 from engine.states import now
@@ -28,6 +29,9 @@ from engine.store.base import RunStore
 
 # How many of the most recent flow runs the list filters and the metrics count.
 WINDOW = 500
+# A run's page shows its first task runs in full, and counts all of them by state: a map
+# of 10,000 runs polled every second would otherwise cost the browser more than it shows.
+MAX_TASK_RUNS = 2000
 RESULT_CHARS = 2000
 _CACHED_FLOW_RUNS = 2 * WINDOW
 
@@ -37,23 +41,17 @@ class RunNotFound(LookupError):
 
 
 @dataclass(frozen=True)
-class RunFilter:
-    """Which flow runs the list shows: by state (name or type) and flow name, at most
-    ``limit`` of them."""
+class RunsQuery:
+    """Which flow runs the list shows: by state (a name or type, as ``runs ls --state``
+    takes it) and flow name, at most ``limit`` of them."""
 
     state: str | None = None
     flow: str | None = None
     limit: int = 50
 
-    def matches(self, run: FlowRun) -> bool:
-        """Whether ``run`` passes both filters (case-insensitive, exact)."""
-        if self.flow and run.flow_name.lower() != self.flow.lower():
-            return False
-        if not self.state:
-            return True
-        state = run.state
-        names = {state.name or "", state.type.value} if state is not None else {"-"}
-        return self.state.lower() in {name.lower() for name in names}
+    def run_filter(self) -> RunFilter:
+        """The ``runs ls`` filter for it; ValueError names an unknown state."""
+        return RunFilter(states=(self.state,) if self.state else (), flow=self.flow)
 
 
 class RunReader:
@@ -73,14 +71,15 @@ class RunReader:
         """The most recent flow runs, newest first."""
         return self.store.list_flow_runs(limit)
 
-    def list_runs(self, run_filter: RunFilter) -> dict[str, Any]:
+    def list_runs(self, query: RunsQuery) -> dict[str, Any]:
         """The filtered runs list, and every flow name and state seen in the window
-        (what the page's filter menus offer)."""
+        (what the page's filter menus offer). Filters look at the window only: a page
+        polls this every few seconds, so it never reads the whole store."""
+        run_filter = query.run_filter()
         window = self.recent()
-        at = now()
-        shown = [run for run in window if run_filter.matches(run)][: run_filter.limit]
+        shown = [run for run in window if run_filter.keeps(run)][: query.limit]
         return {
-            "runs": [flow_run_json(run, at) for run in shown],
+            "runs": [flow_run_json(run) for run in shown],
             "flows": sorted({run.flow_name for run in window if run.flow_name}),
             "states": sorted({run.state.name or "" for run in window if run.state is not None}),
             "window": len(window),
@@ -116,14 +115,16 @@ class RunReader:
         and result summary."""
         flow_run = self.flow_run(run_id)
         task_runs = self.task_runs(flow_run)
-        at = now()
-        known = {str(run.id) for run in task_runs}
+        shown = task_runs[:MAX_TASK_RUNS]
+        known = {str(run.id) for run in shown}
         return {
-            "flow_run": flow_run_json(flow_run, at),
+            "flow_run": flow_run_json(flow_run),
             "history": [state_json(s) for s in self._history(run_id)],
-            "task_runs": [task_run_json(run, at, known) for run in task_runs],
+            "task_runs": [task_run_json(run, known) for run in shown],
+            "task_run_count": len(task_runs),
+            "task_run_states": dict(Counter(_state_name(run) for run in task_runs)),
             "result": self.result_summary(flow_run),
-            "now": at.isoformat(),
+            "now": now().isoformat(),
         }
 
     def _history(self, run_id: uuid.UUID) -> list[Any]:
@@ -171,6 +172,10 @@ class RunReader:
 
 
 _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+def _state_name(run: TaskRun) -> str:
+    return run.state.name or run.state.type.value if run.state is not None else "None"
 
 
 def _summarise(state: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from celerity.run_details import duration_seconds, traceback_of, worker_of
 from engine.schemas import FlowRun, RunBase, RunLog, TaskRun
 from engine.states import State
 
@@ -30,7 +31,9 @@ def state_json(state: State[Any] | None) -> dict[str, Any] | None:
     """A state's type, name, message, time and its non-empty details."""
     if state is None:
         return None
-    details = state.state_details.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    details = state.state_details.model_dump(
+        mode="json", exclude_none=True, exclude_defaults=True, exclude={"traceback"}
+    )
     return {
         "type": state.type.value,
         "name": state.name,
@@ -40,35 +43,27 @@ def state_json(state: State[Any] | None) -> dict[str, Any] | None:
     }
 
 
-def duration(run: RunBase, now: datetime.datetime) -> float | None:
-    """Seconds a run ran: its total once ended, the time so far while running, else None."""
-    if run.start_time is None:
-        return None
-    if run.end_time is not None:
-        return run.total_run_time or (run.end_time - run.start_time).total_seconds()
-    return (now - run.start_time).total_seconds()
-
-
-def _run_fields(run: RunBase, now: datetime.datetime) -> dict[str, Any]:
+def _run_fields(run: RunBase) -> dict[str, Any]:
     state = run.state
     return {
         "id": str(run.id),
         "name": run.name,
         "state": state_json(state),
         "final": bool(state is not None and state.is_final()),
+        "traceback": traceback_of(state),
         "tags": list(run.tags),
         "run_count": run.run_count,
         "created": iso(run.created),
         "start_time": iso(run.start_time),
         "end_time": iso(run.end_time),
-        "duration": duration(run, now),
-        "worker": run.worker,
+        "duration": duration_seconds(run),
+        "worker": worker_of(run),
     }
 
 
-def flow_run_json(run: FlowRun, now: datetime.datetime) -> dict[str, Any]:
+def flow_run_json(run: FlowRun) -> dict[str, Any]:
     """A flow run's summary, parameters and links to its parent."""
-    fields = _run_fields(run, now)
+    fields = _run_fields(run)
     fields.update(
         flow_name=run.flow_name,
         parameters=jsonable(run.parameters),
@@ -78,9 +73,9 @@ def flow_run_json(run: FlowRun, now: datetime.datetime) -> dict[str, Any]:
     return fields
 
 
-def task_run_json(run: TaskRun, now: datetime.datetime, known: set[str]) -> dict[str, Any]:
+def task_run_json(run: TaskRun, known: set[str]) -> dict[str, Any]:
     """A task run's summary with its upstream task runs among ``known`` ids."""
-    fields = _run_fields(run, now)
+    fields = _run_fields(run)
     child = run.state.state_details.child_flow_run_id if run.state is not None else None
     fields.update(
         task_key=run.task_key,

@@ -33,6 +33,7 @@ def test_runs_list_shows_finished_runs_and_filters_them(
     failed = dashboard.get("/api/runs?state=failed")["runs"]
     assert broken_run in {run["id"] for run in failed}
     assert all(run["state"]["type"] == "FAILED" for run in failed)
+    assert dashboard.status("/api/runs?state=nonsense") == 422
     diamonds = dashboard.get("/api/runs?flow=diamond")["runs"]
     assert diamond_run in {run["id"] for run in diamonds}
     assert {run["flow_name"] for run in diamonds} == {"diamond"}
@@ -45,6 +46,7 @@ def test_a_run_in_full(dashboard: Dashboard, diamond_run: str) -> None:
     assert detail["flow_run"]["final"] is True
     assert detail["result"] == {"available": True, "type": "int", "summary": "25"}
     tasks = detail["task_runs"]
+    assert detail["task_run_count"] == 3 and detail["task_run_states"] == {"Completed": 3}
     names = sorted(run["task_key"].rsplit(".", 1)[-1] for run in tasks)
     assert names == ["add", "square", "square"]
     assert all(run["state"]["name"] == "Completed" and run["worker"] for run in tasks)
@@ -69,7 +71,10 @@ def test_a_failed_task_says_why(dashboard: Dashboard, broken_run: str) -> None:
     (divide,) = detail["task_runs"]
     assert divide["state"]["name"] == "Failed"
     assert "ZeroDivisionError" in divide["state"]["message"]
+    assert "Traceback" in divide["traceback"] and "a / b" in divide["traceback"]
     assert "ZeroDivisionError" in detail["result"]["summary"]
+    logs = dashboard.get(f"/api/runs/{broken_run}/logs")["logs"]
+    assert any("Traceback" in log["message"] for log in logs), logs
 
 
 def test_unknown_runs_are_404(dashboard: Dashboard) -> None:

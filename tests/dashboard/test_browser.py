@@ -92,8 +92,12 @@ def test_a_failed_run_shows_its_error(
     browser.get(f"{dashboard.url}/runs/{run_id}")
 
     poll(lambda: list(nodes(browser).values()) == ["Failed"], "the failed node")
-    table = browser.find_element(By.ID, "task-runs").text
-    assert "ZeroDivisionError" in table
+    table = browser.find_element(By.ID, "task-runs")
+    assert "ZeroDivisionError" in table.text
+    folded = table.find_element(By.CSS_SELECTOR, "details.traceback")
+    folded.find_element(By.TAG_NAME, "summary").click()
+    assert "a / b" in folded.text  # the failing line, shown once unfolded
+    poll(lambda: "Traceback" in browser.find_element(By.ID, "logs").text, "the logged traceback")
     assert "ZeroDivisionError" in browser.find_element(By.ID, "result").text
 
 

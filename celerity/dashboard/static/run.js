@@ -13,7 +13,8 @@
       ["id", el("span", {class: "mono"}, run.id)],
       ["flow", run.flow_name],
       ["state", badge(run.state)],
-      ["message", run.state && run.state.message ? el("pre", {}, run.state.message) : "-"],
+      ["message", run.state && run.state.message
+        ? el("div", {}, el("pre", {}, run.state.message), tracebackOf(run)) : "-"],
       ["start", time(run.start_time)],
       ["end", time(run.end_time)],
       ["duration", seconds(run.duration)],
@@ -30,11 +31,19 @@
     const name = run.child_flow_run_id
       ? el("a", {href: "/runs/" + run.child_flow_run_id}, run.name + " (subflow)")
       : run.name;
-    const message = run.state && run.state.message ? el("pre", {}, run.state.message) : "";
+    const message = el("div", {},
+      run.state && run.state.message ? el("pre", {}, run.state.message) : "",
+      tracebackOf(run));
     return el("tr", {"data-task-run-id": run.id},
       el("td", {}, name), el("td", {}, badge(run.state)), el("td", {class: "mono"}, run.worker || "-"),
       el("td", {}, time(run.start_time)), el("td", {}, seconds(run.duration)),
       el("td", {}, String(run.run_count)), el("td", {}, message));
+  }
+
+  // A failed run's traceback, folded under its message.
+  function tracebackOf(run) {
+    if (!run.traceback) return "";
+    return el("details", {class: "traceback"}, el("summary", {}, "traceback"), el("pre", {}, run.traceback));
   }
 
   function historyRow(state) {
@@ -53,8 +62,10 @@
     result.textContent = data.result ? data.result.summary : "not final yet";
     result.className = data.result && data.result.available ? "" : "muted";
     const drawn = CelerityGraph.drawGraph(document.getElementById("graph"), data.task_runs);
-    document.getElementById("graph-note").textContent =
-      `${data.task_runs.length} task runs` + (drawn.shown < data.task_runs.length ? `, first ${drawn.shown} drawn` : "");
+    const counts = Object.entries(data.task_run_states).map(([name, n]) => `${n} ${name}`).join(", ");
+    document.getElementById("graph-note").textContent = `${data.task_run_count} task runs` +
+      (counts ? ` (${counts})` : "") +
+      (drawn.shown < data.task_run_count ? `, the first ${drawn.shown} drawn` : "");
     CelerityGraph.drawTimeline(document.getElementById("timeline"), data.task_runs, data.now);
     fillTable(document.getElementById("task-runs"), data.task_runs.map(taskRow));
     fillTable(document.getElementById("history"), data.history.map(historyRow));
