@@ -150,7 +150,11 @@ def flow_run(target: str, pairs: tuple[str, ...], params_json: str | None) -> No
         params = parse_params(pairs, params_json)
     except LoadError as exc:
         raise UsageFailure(str(exc)) from None
-    state = _call_flow(_load_flow(target), params)
+    from engine.logging.echo import echo_fleet_logs
+
+    # On a fleet, workers run the task runs: their log lines are printed here as they come.
+    with echo_fleet_logs(enabled=bool(settings.broker_url)):
+        state = _call_flow(_load_flow(target), params)
     _print_final_state(state)
     if not state.is_completed():
         click.get_current_context().exit(1)

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from engine.futures import BaseFuture
+from engine.logging.echo import FLEET_LOG_ECHO
 from engine.store import keys
 from workers.publishing import collecting
 
@@ -49,11 +50,13 @@ class CompletionListener:
         with self._lock:
             self._streams.setdefault(keys.events(self.prefix, flow_run_id), "0-0")
         self._wake.set()
+        FLEET_LOG_ECHO.follow(flow_run_id)  # prints its workers' lines, when asked
 
     def unwatch_flow_run(self, flow_run_id: uuid.UUID) -> None:
         """Stop reading a flow run's stream."""
         with self._lock:
             self._streams.pop(keys.events(self.prefix, flow_run_id), None)
+        FLEET_LOG_ECHO.stop(flow_run_id)
 
     def register(self, future: BaseFuture[Any]) -> None:
         """Complete ``future`` when its run's completion event arrives."""
@@ -83,6 +86,10 @@ class CompletionListener:
                     self._handle(stream.decode() if isinstance(stream, bytes) else stream, entries)
 
     def _handle(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        if FLEET_LOG_ECHO.enabled:
+            # The ended task runs' lines are in the store before their events: print them
+            # before the flow run goes on with their results.
+            FLEET_LOG_ECHO.flush(uuid.UUID(stream.rsplit(":", 1)[1]))
         last_id = None
         for entry_id, fields in entries:
             last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

@@ -8,10 +8,12 @@ Prefect's ``APILogHandler`` ships run logs to its server; here
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from typing import Any, TextIO
 
 from engine.exceptions import StoreUnavailable
+from engine.logging.echo import ECHOED, FLEET_LOG_ECHO
 from engine.schemas import RunLog
 
 
@@ -34,12 +36,16 @@ class RunStoreHandler(logging.Handler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, ECHOED, False):
+            return  # read from the store to be printed: it is there already
         flow_run_id = _run_id(getattr(record, "flow_run_id", None))
         task_run_id = _run_id(getattr(record, "task_run_id", None))
         if flow_run_id is None and task_run_id is None:
             flow_run_id, task_run_id = _current_run_ids()
             if flow_run_id is None and task_run_id is None:
                 return
+        if FLEET_LOG_ECHO.enabled:  # this process prints its own lines: not echoed again
+            FLEET_LOG_ECHO.note_local(task_run_id or flow_run_id)
         try:
             from engine.store import get_store
 
@@ -86,6 +92,32 @@ def _current_run_ids() -> tuple[uuid.UUID | None, uuid.UUID | None]:
     return _run_id(getattr(flow_run, "id", None)), None
 
 
+def _celery_redirected(stream: Any) -> bool:
+    """Whether ``stream`` is Celery's stand-in for a standard stream in a worker.
+
+    A Celery worker replaces ``sys.stdout``/``sys.stderr`` with a proxy that
+    logs each write to its own logger (at WARNING), and owns the root logger.
+    """
+    kind = type(stream)
+    return kind.__name__ == "LoggingProxy" and kind.__module__.startswith("celery.")
+
+
+def _real_stream(stream: Any) -> Any:
+    """What a console handler inside a Celery worker writes to: the process's real stream.
+
+    Writing to Celery's proxy would print each line a second time, as a
+    WARNING of Celery's; and Celery's root handler would print it a third
+    time if ``celerity`` records kept propagating to the root logger, so
+    they stop there: the console handler is the one that prints them.
+    """
+    logging.getLogger("celerity").propagate = False
+    if stream is sys.stdout or stream is sys.__stdout__:
+        return sys.__stdout__
+    if _celery_redirected(stream) or stream is None or stream is sys.__stderr__:
+        return sys.__stderr__
+    return stream  # a file of the application's: keep it
+
+
 class SafeStreamHandler(logging.StreamHandler):
     """A stream handler that drops records once its stream is closed.
 
@@ -94,6 +126,8 @@ class SafeStreamHandler(logging.StreamHandler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _celery_redirected(sys.stderr):
+            self.setStream(_real_stream(self.stream))
         if getattr(self.stream, "closed", False):
             return
         super().emit(record)
@@ -124,6 +158,8 @@ class ConsoleHandler(logging.StreamHandler):
         self.console = _console(stream, highlighter, styles)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _celery_redirected(sys.stderr):
+            self.console.file = _real_stream(self.console.file)
         try:
             message = self.format(record)
             self.console.print(message, soft_wrap=True)

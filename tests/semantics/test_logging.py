@@ -305,3 +305,64 @@ class TestTracebacks:
             " - Retries are exhausted",
         ]
         assert all("return len(marker) / 0\n" in line for line in lines)
+
+
+@task
+def greets(marker):
+    get_run_logger().info(f"greeting-{marker}")
+    return TaskRunContext.get().task_run.name
+
+
+@flow
+def greeting_subflow(marker):
+    get_run_logger().info(f"subflow-line-{marker}")
+    return FlowRunContext.get().flow_run.name, greets.submit(f"child-{marker}").result()
+
+
+@flow
+def greeting_parent(marker):
+    get_run_logger().info(f"parent-line-{marker}")
+    own_task = greets.submit(marker).result()
+    child_name, child_task = greeting_subflow(marker)
+    flow_run = FlowRunContext.get().flow_run
+    return flow_run.id, flow_run.name, own_task, child_name, child_task
+
+
+class TestRunLogTail:
+    """A flow run's lines read with the name of their writer, its subflows' lines included."""
+
+    def test_lines_name_their_task_run_and_include_the_subflows_marked(self, key):
+        from engine.logging.tail import RunLogTail
+
+        flow_run_id, name, own_task, child, child_task = greeting_parent(key)
+        lines = RunLogTail(h.store(), flow_run_id).poll()
+        labels = {line.log.message: line.label for line in lines}
+        assert labels[f"parent-line-{key}"] == name
+        assert labels[f"greeting-{key}"] == own_task
+        assert labels[f"subflow-line-{key}"] == f"subflow {child}"
+        assert labels[f"greeting-child-{key}"] == f"subflow {child} > {child_task}"
+        (line,) = [line for line in lines if line.log.message == f"greeting-child-{key}"]
+        assert line.text().endswith(f"| subflow {child} > {child_task} - greeting-child-{key}")
+        stamps = [line.log.timestamp for line in lines]
+        assert stamps == sorted(stamps)
+
+    def test_a_second_poll_returns_only_new_lines(self, key):
+        from engine.logging.tail import RunLogTail
+
+        flow_run_id, *_ = greeting_parent(key)
+        tail = RunLogTail(h.store(), flow_run_id)
+        first = tail.poll()
+        assert first
+        assert tail.poll() == []
+        h.store().write_logs([type(first[0].log)(
+            name="later", level=logging.INFO, message=f"later-{key}", flow_run_id=flow_run_id
+        )])
+        assert [line.log.message for line in tail.poll()] == [f"later-{key}"]
+
+    def test_without_subflows_only_the_flow_runs_own_list_is_read(self, key):
+        from engine.logging.tail import RunLogTail
+
+        flow_run_id, *_ = greeting_parent(key)
+        lines = RunLogTail(h.store(), flow_run_id, subflows=False).poll()
+        assert {line.log.flow_run_id for line in lines} == {flow_run_id}
+        assert not any(line.subflow for line in lines)
