@@ -169,6 +169,16 @@ class CeleritySettings(BaseSettings):
         ),
     )
 
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Port on which each worker and coordinator serves Prometheus metrics of its own "
+            "(jobs run, running and reserved; CPU, memory); off when unset. One port per process."
+        ),
+    )
+
     # --- Redis connection --------------------------------------------------------
     socket_timeout: float = Field(
         default=10.0,

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from broker_config.settings import CeleritySettings, get_settings
+from workers.metrics import serve_metrics_when_ready
 
 QUIET_FLAGS = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 # With events, heartbeats stay on: they are how monitors know a worker is alive.
@@ -80,6 +81,7 @@ def start_worker(
         settings.worker_events,
     )
     _sweep_when_ready()
+    serve_metrics_when_ready(settings.worker_metrics_port)
     get_app(settings).worker_main(argv)
 
 
@@ -109,6 +111,7 @@ def start_coordinator(
         queues, concurrency, "threads", loglevel, "coordinator", settings.worker_events
     )
     _sweep_when_ready()
+    serve_metrics_when_ready(settings.worker_metrics_port)
     get_app(settings).worker_main(argv)
 
 

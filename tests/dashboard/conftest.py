@@ -63,6 +63,16 @@ def hold(key: str) -> str:
         client.close()
 
 
+@task(queue="metered")
+def metered(x: int) -> int:
+    return x + 1
+
+
+@flow
+def metered_flow(n: int) -> list[int]:
+    return [future.result() for future in metered.map(range(n))]
+
+
 @flow
 def diamond(x: int) -> int:
     first, second = square.submit(x), square.submit(x + 1)
