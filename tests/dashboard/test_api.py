@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from distributed.fleet import Fleet
@@ -84,7 +85,11 @@ def test_unknown_runs_are_404(dashboard: Dashboard) -> None:
 
 
 def test_workers_and_queues(dashboard: Dashboard, diamond_run: str) -> None:
-    answered = poll(lambda: dashboard.get("/api/workers")["workers"], "workers to answer inspect")
+    def every_worker() -> list[dict[str, Any]] | None:
+        workers = dashboard.get("/api/workers")["workers"]
+        return workers if len(workers) == 3 else None  # a slow reply waits for the next ask
+
+    answered = poll(every_worker, "both workers and the coordinator to answer inspect")
     kinds = sorted(worker["kind"] for worker in answered)
     assert kinds == ["coordinator", "worker", "worker"], answered
     assert all(w["status"] == "online" and w["concurrency"] for w in answered), answered
