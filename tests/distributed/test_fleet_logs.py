@@ -41,6 +41,12 @@ def loud(marker: str) -> list[str]:
 
 
 @flow
+def nested(marker: str) -> list[str]:
+    shout.submit(f"parent-{marker}", 0).result()
+    return loud(marker)
+
+
+@flow
 def broken(marker: str) -> float:
     return divide.submit(marker).result()
 '''
