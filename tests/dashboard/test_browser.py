@@ -95,6 +95,8 @@ def test_a_failed_run_shows_its_error(
     folded.find_element(By.TAG_NAME, "summary").click()
     assert "a / b" in folded.text  # the failing line, shown once unfolded
     poll(lambda: "Traceback" in browser.find_element(By.ID, "logs").text, "the logged traceback")
+    failure = browser.find_element(By.CSS_SELECTOR, "#logs tr.log-level-40")
+    assert "divide-" in failure.text  # the line names the task run that wrote it
     assert "ZeroDivisionError" in browser.find_element(By.ID, "result").text
 
 

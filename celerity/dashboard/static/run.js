@@ -7,6 +7,7 @@
   const POLL_LIVE_MS = 1000, POLL_FINAL_MS = 5000;
   let logOffset = 0;
   let lastFinal = false;
+  const taskRunNames = new Map();  // task run id -> name, for the logs' "run" column
 
   function fieldRows(run) {
     const rows = [
@@ -67,6 +68,7 @@
       (counts ? ` (${counts})` : "") +
       (drawn.shown < data.task_run_count ? `, the first ${drawn.shown} drawn` : "");
     CelerityGraph.drawTimeline(document.getElementById("timeline"), data.task_runs, data.now);
+    for (const task of data.task_runs) taskRunNames.set(task.id, task.name);
     fillTable(document.getElementById("task-runs"), data.task_runs.map(taskRow));
     fillTable(document.getElementById("history"), data.history.map(historyRow));
     updateButtons(run);
@@ -79,10 +81,19 @@
       body.append(el("tr", {class: "log-level-" + log.level},
         el("td", {class: "mono"}, time(log.timestamp)),
         el("td", {}, levelName(log.level)),
+        el("td", {}, writer(log)),
         el("td", {class: "mono"}, log.name),
         el("td", {}, el("pre", {}, log.message))));
     }
     logOffset = data.next_offset;
+  }
+
+  // Which run wrote a line: a task run by name, a subflow's run, or the flow run itself.
+  function writer(log) {
+    if (log.task_run_name) return log.task_run_name;
+    if (log.task_run_id) return taskRunNames.get(log.task_run_id) || log.task_run_id.slice(0, 8);
+    if (log.flow_run_id && log.flow_run_id !== runId) return "subflow " + log.flow_run_id.slice(0, 8);
+    return "flow";
   }
 
   function levelName(level) {
