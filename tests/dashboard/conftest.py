@@ -82,6 +82,16 @@ def diamond(x: int) -> int:
 
 
 @flow
+def child(x: int) -> int:
+    return square.submit(x).result()
+
+
+@flow
+def parent(x: int) -> int:
+    return child(x) + 1
+
+
+@flow
 def broken(a: int) -> float:
     return divide.submit(a, 0).result()
 
@@ -263,8 +273,13 @@ def browser() -> Iterator[Any]:
     chromium, driver = _system_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1400,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
     try:
@@ -275,8 +290,14 @@ def browser() -> Iterator[Any]:
 
 def celerity(fleet: Fleet, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``celerity ARGS`` as a separate process with the fleet's environment."""
-    return subprocess.run(fleet.command(*args), env=fleet.env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        fleet.command(*args),
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def submit(fleet: Fleet, target: str, *params: str, wait: bool = True) -> str:

@@ -100,6 +100,29 @@ def test_a_failed_run_shows_its_error(
     assert "ZeroDivisionError" in browser.find_element(By.ID, "result").text
 
 
+def test_a_subflow_node_opens_the_child_flow_run(
+    browser: Any, dashboard: Dashboard, fleet: Fleet, flows_file: Path
+) -> None:
+    run_id = submit(fleet, f"{flows_file}:parent", "--param", "x=3")
+    (subflow,) = dashboard.get(f"/api/runs/{run_id}")["task_runs"]
+    child_id = subflow["child_flow_run_id"]
+    assert child_id and subflow["state"]["name"] == "Completed"
+
+    browser.get(f"{dashboard.url}/runs/{run_id}")
+    node = poll(
+        lambda: browser.find_element(
+            By.CSS_SELECTOR, f'#graph g.node[data-task-run-id="{subflow["id"]}"]'
+        ),
+        "the subflow's node",
+    )
+    node.click()
+
+    poll(lambda: browser.current_url.endswith(f"/runs/{child_id}"), "the child run's page")
+    poll(lambda: list(nodes(browser).values()) == ["Completed"], "the child's square node")
+    parent_link = browser.find_element(By.CSS_SELECTOR, f'#fields a[href="/runs/{run_id}"]')
+    assert parent_link.text == run_id
+
+
 def test_a_running_flow_changes_state_without_a_reload(
     browser: Any, dashboard: Dashboard, fleet: Fleet, flows_file: Path
 ) -> None:
@@ -135,10 +158,15 @@ def test_the_graph_draws_upstream_edges_and_places_runs_after_their_upstreams(
     # Given a flow run whose task runs record their inputs: c reads a and b, d waits for c.
     flow_run = FlowRun(name="drawn", flow_name="drawn", state=Completed())
     a, b = (TaskRun(name=n, flow_run_id=flow_run.id, state=Completed()) for n in "ab")
-    c = TaskRun(name="c", flow_run_id=flow_run.id, state=Completed(),
-                task_inputs={"x": [str(a.id)], "y": [f"task_run:{b.id}"]})
-    d = TaskRun(name="d", flow_run_id=flow_run.id, state=Completed(),
-                task_inputs={"wait_for": [str(c.id)]})
+    c = TaskRun(
+        name="c",
+        flow_run_id=flow_run.id,
+        state=Completed(),
+        task_inputs={"x": [str(a.id)], "y": [f"task_run:{b.id}"]},
+    )
+    d = TaskRun(
+        name="d", flow_run_id=flow_run.id, state=Completed(), task_inputs={"wait_for": [str(c.id)]}
+    )
     store = RedisRunStore(fleet.env["CELERITY_BROKER_URL"])
     try:
         store.create_flow_run(flow_run)

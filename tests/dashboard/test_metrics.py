@@ -38,9 +38,7 @@ def scrape(dashboard: Dashboard) -> dict[str, Any]:
 def values(family: Any, sample_name: str | None = None) -> dict[tuple[Any, ...], float]:
     """A family's samples (of ``sample_name``, default the family's own) by label values."""
     wanted = sample_name or family.name
-    return {
-        tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == wanted
-    }
+    return {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == wanted}
 
 
 def test_metrics_have_every_family_with_plausible_values(
@@ -64,9 +62,10 @@ def test_metrics_have_every_family_with_plausible_values(
     sums = values(durations, "celerity_task_run_duration_seconds_sum")
     assert 0 < sums[(("task", "dash_flows.square"),)] < 60
     infinite = values(durations, "celerity_task_run_duration_seconds_bucket")
-    assert infinite[(("le", "+Inf"), ("task", "dash_flows.square"))] == counts[
-        (("task", "dash_flows.square"),)
-    ]
+    assert (
+        infinite[(("le", "+Inf"), ("task", "dash_flows.square"))]
+        == counts[(("task", "dash_flows.square"),)]
+    )
 
     for family in ("celerity_queue_depth", "celerity_queue_reserved"):
         queues = values(families[family])
