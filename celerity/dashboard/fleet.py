@@ -49,11 +49,11 @@ class FleetProbe:
     def workers(self) -> dict[str, Any]:
         """``{"workers": [...], "error": None}``: the workers that answered Celery's inspect
         (remote control on) or else sent heartbeats (``-E``); the error if none could be asked."""
-        return self._workers.get()  # type: ignore[no-any-return]
+        return self._workers.get()
 
     def queues(self) -> list[dict[str, Any]]:
         """Each queue the settings declare: jobs waiting in it, and reserved by a worker."""
-        return self._queues.get()  # type: ignore[no-any-return]
+        return self._queues.get()
 
     def _ask_workers(self) -> dict[str, Any]:
         try:

@@ -9,9 +9,11 @@ every poll or scrape of the recent window.
 from __future__ import annotations
 
 import datetime
+import functools
 import threading
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +56,34 @@ class RunsQuery:
         return RunFilter(states=(self.state,) if self.state else (), flow=self.flow)
 
 
+class _Memo:
+    """What was read for a final state, kept for the most recent ``size`` keys."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, read: Callable[[], Any]) -> Any:
+        """The value kept under ``key``, else ``read()`` kept from now on."""
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+        value = read()  # outside the lock: a slow read must not hold up other pages
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+        return value
+
+
 class RunReader:
     """Reads runs for the dashboard from one store; safe to share between threads."""
 
     def __init__(self, store: RunStore) -> None:
         self.store = store
-        self._lock = threading.Lock()
-        self._final_task_runs: OrderedDict[tuple[uuid.UUID, uuid.UUID], list[TaskRun]] = (
-            OrderedDict()
-        )
-        self._results: OrderedDict[uuid.UUID, dict[str, Any]] = OrderedDict()
+        self._final_task_runs = _Memo(_CACHED_FLOW_RUNS)
+        self._results = _Memo(_CACHED_FLOW_RUNS)
 
     # --- the runs list ------------------------------------------------------------------
 
@@ -99,16 +119,9 @@ class RunReader:
         state = flow_run.state
         if state is None or not state.is_final():
             return self.store.read_task_runs(flow_run.id)
-        key = (flow_run.id, state.id)
-        with self._lock:
-            cached = self._final_task_runs.get(key)
-        if cached is None:
-            cached = self.store.read_task_runs(flow_run.id)
-            with self._lock:
-                self._final_task_runs[key] = cached
-                while len(self._final_task_runs) > _CACHED_FLOW_RUNS:
-                    self._final_task_runs.popitem(last=False)
-        return cached
+        read = functools.partial(self.store.read_task_runs, flow_run.id)
+        task_runs: list[TaskRun] = self._final_task_runs.get((flow_run.id, state.id), read)
+        return task_runs
 
     def run_detail(self, run_id: uuid.UUID) -> dict[str, Any]:
         """A flow run in full: its fields, state history, task runs (with their upstreams)
@@ -147,15 +160,8 @@ class RunReader:
         state = flow_run.state
         if state is None or not state.is_final():
             return None
-        with self._lock:
-            cached = self._results.get(state.id)
-        if cached is None:
-            cached = _summarise(state)
-            with self._lock:
-                self._results[state.id] = cached
-                while len(self._results) > _CACHED_FLOW_RUNS:
-                    self._results.popitem(last=False)
-        return cached
+        summary: dict[str, Any] = self._results.get(state.id, functools.partial(_summarise, state))
+        return summary
 
     # --- workers seen in runs -----------------------------------------------------------
 
