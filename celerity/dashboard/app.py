@@ -10,6 +10,7 @@ elsewhere):
 API (JSON, what the pages poll):
 
 - ``GET /api/info``: version, store, whether actions are enabled.
+- ``GET /api/openapi.json``: the API's OpenAPI schema.
 - ``GET /api/runs?state=&flow=&limit=``: recent flow runs, filtered.
 - ``GET /api/runs/{id}``: one flow run with its task runs, state history, result.
 - ``GET /api/runs/{id}/logs?offset=``: its log lines from ``offset`` on.
@@ -46,7 +47,13 @@ MAX_LIMIT = 500
 
 def create_app(settings: CeleritySettings, store: RunStore) -> FastAPI:
     """The dashboard for the fleet that ``settings`` name, reading runs from ``store``."""
-    app = FastAPI(title="Celerity dashboard", docs_url="/api/docs", redoc_url=None)
+    # FastAPI's docs pages load their scripts from a CDN: only the schema is served here.
+    app = FastAPI(
+        title="Celerity dashboard",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
     reader = RunReader(store)
     fleet = FleetProbe(settings)
     guard = actions.TokenGuard(settings.dashboard_token)

@@ -78,6 +78,12 @@ def test_a_failed_task_says_why(dashboard: Dashboard, broken_run: str) -> None:
     assert any("Traceback" in log["message"] for log in logs), logs
 
 
+def test_the_api_describes_itself(dashboard: Dashboard) -> None:
+    schema = dashboard.get("/api/openapi.json")
+    assert {"/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/logs"} <= set(schema["paths"])
+    assert dashboard.status("/api/docs") == 404  # its scripts would come from a CDN
+
+
 def test_unknown_runs_are_404(dashboard: Dashboard) -> None:
     assert dashboard.status("/api/runs/00000000-0000-4000-8000-000000000000") == 404
     assert dashboard.status("/api/runs/00000000-0000-4000-8000-000000000000/logs") == 404
