@@ -251,3 +251,22 @@ def test_a_flow_added_to_a_loaded_file_fails_with_a_restart_hint(
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert "Could not load the flow" in waited.stdout
     assert "restart them" in waited.stderr
+
+
+def test_workers_ls_hears_heartbeats_of_workers_without_remote_control(
+    own_redis, tmp_path: Path
+) -> None:
+    from .fleet import running_fleet
+
+    events = {"CELERITY_WORKER_EVENTS": "true"}  # heartbeats, but no inspect
+    with running_fleet(own_redis.url, tmp_path / "fleet.log", workers=1, concurrency=1,
+                       env=events) as fleet:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            listed = json.loads(ok(celerity(fleet.env, "workers", "ls", "--json"), fleet))
+            if len(listed) == 2:
+                break
+            assert time.monotonic() < deadline, f"{listed}\n{fleet.log_tail()}"
+
+    assert sorted(w["kind"] for w in listed) == ["coordinator", "worker"]
+    assert all(w["status"] == "heartbeat" and w["active"] == 0 for w in listed), listed
