@@ -106,10 +106,15 @@ def _print_outcome(state: Any) -> None:
     if state.message:
         out.print(f"Message: {state.message}", markup=False)
     out.print(f"Result: {_result_text(state)}", markup=False)
-    if state.message and "Could not load the flow" in state.message:
+    if _not_loaded(state):
         click.echo(STALE_FLOW_HINT, err=True)
     if not state.is_completed():
         click.get_current_context().exit(1)
+
+
+def _not_loaded(state: Any) -> bool:
+    """Whether a coordinator failed the run because it could not load the flow."""
+    return bool(state is not None and state.message and "Could not load the flow" in state.message)
 
 
 def _result_text(state: Any) -> str:
@@ -220,6 +225,8 @@ def runs_show(run_id: str, as_json: bool) -> None:
         out.print(f"{label + ':':<12} {value}", markup=False)
     out.print(_task_runs_table(detail["task_runs"]))
     _print_errors(detail)
+    if _not_loaded(flow_run.state):
+        click.echo(STALE_FLOW_HINT)
 
 
 def _flow_run_fields(run: Any, detail: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -251,6 +251,9 @@ def test_a_flow_added_to_a_loaded_file_fails_with_a_restart_hint(
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert "Could not load the flow" in waited.stdout
     assert "restart them" in waited.stderr
+    run_id = waited.stdout.splitlines()[0].strip()
+    shown = ok(celerity(inspected_fleet.env, "runs", "show", run_id), inspected_fleet)
+    assert "restart them" in shown
 
 
 def test_workers_ls_hears_heartbeats_of_workers_without_remote_control(
