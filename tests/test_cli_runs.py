@@ -205,6 +205,25 @@ class TestRunsShow:
         assert str(child_id) in text and "host-b:202" in text
         assert "divide (Failed): Task run failed: ZeroDivisionError" in text
 
+    def test_a_failed_task_runs_traceback_is_printed_under_it(self, store: RedisRunStore) -> None:
+        flow_run = add_flow_run(store, Failed(message="1 task run failed"))
+        bad = Failed(message="Task run failed with exception: ZeroDivisionError")
+        bad.state_details.traceback = (
+            "Traceback (most recent call last):\n  File \"flows.py\", line 3, in divide\n"
+            "ZeroDivisionError: division by zero\n"
+        )
+        add_task_run(store, flow_run, "divide", bad)
+
+        code, text = invoke("runs", "show", flow_run.name)
+        _, as_json = invoke("runs", "show", flow_run.name, "--json")
+
+        assert code == 0, text
+        assert "  divide (Failed): Task run failed with exception: ZeroDivisionError\n" \
+            "    Traceback (most recent call last):\n" \
+            '      File "flows.py", line 3, in divide\n' \
+            "    ZeroDivisionError: division by zero" in text
+        assert json.loads(as_json)["task_runs"][0]["traceback"].endswith("by zero\n")
+
     def test_a_paused_run_shows_the_input_it_waits_for(self, store: RedisRunStore) -> None:
         run = paused_for_bool(store)
 
