@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import logging
 import sys
-import traceback
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -663,8 +662,15 @@ def exception_to_failed_state_sync(
         text = (prefix.rstrip() + " " if prefix else "") + format_exception(exc)
     state = Failed(message=text, data=exc, **kwargs)
     state.state_details.retriable = False
-    state.state_details.traceback = "".join(traceback.format_exception(exc))
+    state.state_details.traceback = _traceback_text(exc)
     return _as_record(state, result_store, write_result=write_result)
+
+
+def _traceback_text(exc: BaseException) -> str:
+    """``exc`` as Python prints it, without the engine's frames (as run logs show it)."""
+    from engine.logging.formatters import format_traceback
+
+    return format_traceback(exc)
 
 
 def exception_to_crashed_state_sync(exc: BaseException, result_store: Any = None) -> State[Any]:

@@ -5,9 +5,53 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import traceback
 import uuid
+from pathlib import Path
 from typing import Any
+
+_ENGINE_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
+
+
+def format_traceback(exc: BaseException) -> str:
+    """``exc`` with its traceback as Python prints it, without the engine's own frames.
+
+    The reader looks for their code: the frames of the engine that called it
+    (or that raised a failed task run's exception again in its flow) are left
+    out, unless no other frame is left, or the ``debug_mode`` setting is on.
+    """
+    summary = traceback.TracebackException.from_exception(exc)
+    if not _debugging():
+        _drop_engine_frames(summary, seen=set())
+    return "".join(summary.format())
+
+
+def _drop_engine_frames(summary: traceback.TracebackException | None, seen: set[int]) -> None:
+    """Drop the engine's frames from ``summary`` and the exceptions it was raised from."""
+    if summary is None or id(summary) in seen:
+        return
+    seen.add(id(summary))
+    theirs = [frame for frame in summary.stack if not frame.filename.startswith(_ENGINE_DIR)]
+    if theirs:
+        summary.stack = traceback.StackSummary.from_list(theirs)
+    _drop_engine_frames(summary.__cause__, seen)
+    _drop_engine_frames(summary.__context__, seen)
+
+
+def _debugging() -> bool:
+    from engine.config import current_settings
+
+    return bool(current_settings().debug_mode)
+
+
+class TracebackFormatter(logging.Formatter):
+    """A ``logging.Formatter`` that prints exceptions as ``format_traceback`` does."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - the stdlib's spelling
+        if ei and ei[1] is not None:
+            return format_traceback(ei[1]).rstrip("\n")
+        return super().formatException(ei)
 
 
 def _json_default(value: Any) -> Any:
@@ -50,7 +94,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(fields, indent=self.indent, default=_json_default)
 
 
-class RunFormatter(logging.Formatter):
+class RunFormatter(TracebackFormatter):
     """A ``logging.Formatter`` with a format of its own for flow run and task run records.
 
     A record with a ``task_run_id`` uses ``task_run_fmt``, one with a
@@ -74,7 +118,7 @@ class RunFormatter(logging.Formatter):
 
     @staticmethod
     def _sibling(fmt: str | None, datefmt: str | None, style: Any, defaults: Any) -> Any:
-        return logging.Formatter(fmt, datefmt, style, defaults=defaults)
+        return TracebackFormatter(fmt, datefmt, style, defaults=defaults)
 
     def format(self, record: logging.LogRecord) -> str:
         if getattr(record, "task_run_id", None) is not None:

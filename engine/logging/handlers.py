@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from engine.exceptions import StoreUnavailable
 from engine.logging.echo import ECHOED, FLEET_LOG_ECHO
+from engine.logging.formatters import TracebackFormatter
 from engine.schemas import RunLog
 
 
@@ -63,7 +64,7 @@ class RunStoreHandler(logging.Handler):
             self.handleError(record)
 
 
-_TRACEBACK_FORMATTER = logging.Formatter()
+_TRACEBACK_FORMATTER = TracebackFormatter()
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -62,8 +62,11 @@ def log_flows(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def fleet(redis_server, log_flows: Path, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Fleet]:
+    # Own queues and keys: other session fleets on this Redis must not take these task runs.
+    own = {"CELERITY_KEY_PREFIX": "fleetlogs", "CELERITY_DEFAULT_QUEUE": "fleetlogs",
+           "CELERITY_FLOW_QUEUE": "fleetlogs-flows"}
     with session_fleet(redis_server, tmp_path_factory, "fleet-logs", workers=1,
-                       pythonpath=[log_flows.parent]) as running:
+                       pythonpath=[log_flows.parent], env=own) as running:
         yield running
 
 
