@@ -283,6 +283,7 @@ class TestTracebacks:
         assert traceback.startswith("Traceback (most recent call last):")
         assert "in divides_by_zero\n    return len(marker) / 0" in traceback
         assert traceback.rstrip().endswith("ZeroDivisionError: division by zero")
+        assert "run_engine.py" not in traceback  # the engine's frames are left out
 
     def test_the_failure_line_in_the_run_logs_carries_the_traceback(self, key):
         flow_run_id = flow_of_a_failing_task(key)
