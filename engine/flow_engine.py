@@ -248,7 +248,21 @@ class BaseFlowRunEngine(BaseRunEngine):
 
     @contextmanager
     def _run_context(self) -> Iterator[None]:
-        """The flow run context, with its task runner started and print capture if asked."""
+        """The flow run context, with its task runner started and print capture if asked.
+
+        When the context cannot be entered (most often a task runner that cannot
+        start: no broker URL, no signing key) the flow run ends Failed with the
+        reason before the error propagates, so no run is left Pending.
+        """
+        try:
+            stack = self._enter_run_context()
+        except Exception as exc:
+            self._set_state(Failed(message=f"Flow run could not start: {exc}"))
+            raise
+        with stack:
+            yield
+
+    def _enter_run_context(self) -> ExitStack:
         runner = self.flow.task_runner.duplicate()
         self.task_runner = runner
         self.result_storage = getattr(runner, "result_storage", None) or resolve_storage(
@@ -274,7 +288,7 @@ class BaseFlowRunEngine(BaseRunEngine):
             stack.enter_context(patch_print(log_prints))
             stack.enter_context(_outside_task_context())
             stack.enter_context(runner)
-            yield
+            return stack.pop_all()  # entered in full: the caller's ``with`` exits it
 
     def _should_begin(self) -> bool:
         return self._reused is None and not self.state.is_final()

@@ -30,7 +30,7 @@ from engine.annotations import allow_failure
 from engine.context import FlowRunContext, serialize_context
 from engine.exceptions import ConfigurationError, SerializationError
 from engine.futures import BaseFuture
-from engine.results import shared_result_storage
+from engine.results import ResultStorage, shared_result_storage
 from engine.schemas import TaskRun
 from engine.signing import fleet_signer
 from engine.states import Crashed, Failed, State
@@ -59,16 +59,20 @@ TARGET_MESSAGES_PER_MAP = 64
 
 
 class CeleryTaskRunner(TaskRunner):
-    """Runs task runs on Celery workers; entered by the flow run that uses it."""
+    """Runs task runs on Celery workers; entered by the flow run that uses it.
+
+    Building one checks nothing, so a module can name it in ``@flow`` before
+    the fleet is configured; entering it (the flow run starting) refuses with
+    the reason when there is no broker URL or no signing key.
+    """
+
+    requires_start = True
 
     def __init__(self, settings: CeleritySettings | None = None, app: Any = None) -> None:
         super().__init__()
         self.settings = settings or get_settings()
-        if not self.settings.broker_url:
-            raise ConfigurationError("CeleryTaskRunner needs CELERITY_BROKER_URL (a Redis URL).")
-        fleet_signer(self.settings)  # no key, no fleet: refuse now, not at the first send
         self._app = app
-        self.result_storage = shared_result_storage(self.settings)
+        self._result_storage: ResultStorage | None = None
         self._listener: CompletionListener | None = None
         self.flow_run_id: uuid.UUID | None = None
         self._context: dict[str, Any] | None = None
@@ -84,6 +88,19 @@ class CeleryTaskRunner(TaskRunner):
         return type(self)(self.settings, self._app)
 
     @property
+    def result_storage(self) -> ResultStorage:
+        """The fleet's shared result storage (settings decide which)."""
+        if self._result_storage is None:
+            self._require_fleet()
+            self._result_storage = shared_result_storage(self.settings)
+        return self._result_storage
+
+    def _require_fleet(self) -> None:
+        if not self.settings.broker_url:
+            raise ConfigurationError("CeleryTaskRunner needs CELERITY_BROKER_URL (a Redis URL).")
+        fleet_signer(self.settings)  # no key, no fleet: refuse before anything is sent
+
+    @property
     def app(self) -> Any:
         if self._app is None:
             from workers.app import get_app
@@ -94,6 +111,7 @@ class CeleryTaskRunner(TaskRunner):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def __enter__(self) -> CeleryTaskRunner:
+        self._require_fleet()
         store = get_store()
         if not isinstance(store, SharedRunStore):
             raise ConfigurationError(
@@ -107,6 +125,7 @@ class CeleryTaskRunner(TaskRunner):
             self._listener.watch_flow_run(self.flow_run_id)
         self._reaper = Reaper(store, self)
         self._reaper.start()
+        super().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -49,9 +49,16 @@ class TestExplicitRunner:
         from workers import CeleryTaskRunner
 
         if engine_runner == "thread":
-            # Without a broker URL the runner says what is missing
+            # Without a broker URL it can be named, but a run using it says what is missing
+            runner = CeleryTaskRunner()
+            with pytest.raises(RuntimeError, match="not started"):
+                runner.submit(where_do_tasks_run, {})
             with pytest.raises(ConfigurationError, match="CELERITY_BROKER_URL"):
-                CeleryTaskRunner()
+                where_do_tasks_run.with_options(task_runner=runner)()
+            # and the flow run it created is not left Pending: it failed, saying why
+            (flow_run,) = [r for r in get_store().list_flow_runs() if r.flow_name == "where-do-tasks-run"]
+            assert flow_run.state.is_failed()
+            assert "CELERITY_BROKER_URL" in flow_run.state.message
             return
 
         chosen = where_do_tasks_run.with_options(task_runner=CeleryTaskRunner())
