@@ -319,15 +319,19 @@ WATCH_NEEDS_FLEET = (
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the run is final.")
 @redis_errors
 def runs_logs(run_id: str, follow: bool) -> None:
-    """Print a flow run's logs (its task runs' included)."""
+    """Print a flow run's logs: its task runs' and its subflows' included, each line
+    labelled with the task run or (marked ``subflow``) the child flow run that wrote it."""
+    from engine.logging.tail import RunLogTail
+
     flow_run = _find(run_id)
     store = _store()
-    offset = _print_logs(store, flow_run.id, 0)
+    tail = RunLogTail(store, flow_run.id)
+    _print_lines(tail)
     while follow and not _is_final(store, flow_run.id):
         time.sleep(FOLLOW_POLL_SECONDS)
-        offset = _print_logs(store, flow_run.id, offset)
+        _print_lines(tail)
     if follow:  # lines written between the last read and the final state
-        _print_logs(store, flow_run.id, offset)
+        _print_lines(tail)
 
 
 def _is_final(store: Any, run_id: uuid.UUID) -> bool:
@@ -335,15 +339,9 @@ def _is_final(store: Any, run_id: uuid.UUID) -> bool:
     return state is not None and state.is_final()
 
 
-def _print_logs(store: Any, run_id: uuid.UUID, offset: int) -> int:
-    import logging
-
-    logs = store.read_logs(run_id, offset)
-    for log in logs:
-        stamp = log.timestamp.astimezone().strftime("%H:%M:%S.%f")[:-3]
-        level = logging.getLevelName(log.level)
-        click.echo(f"{stamp} | {level:<8} | {log.name} - {log.message}")
-    return offset + len(logs)
+def _print_lines(tail: Any) -> None:
+    for line in tail.poll():
+        click.echo(line.text())
 
 
 @runs.command("retry")

@@ -134,3 +134,27 @@ def test_a_workers_console_prints_each_line_once(fleet, log_flows):
         # ours, not Celery's redirected-stderr WARNING nor its root handler's line
         assert re.match(rf"\d\d:\d\d:\d\d \| WARNING \| shout-[0-9a-f]+ - worker line {n}",
                         printed[0]), printed[0]
+
+
+def test_runs_logs_labels_each_line_and_marks_a_subflows(fleet, log_flows):
+    # Given a finished flow run with a task run of its own and a subflow with three
+    marker = f"m{uuid.uuid4().hex[:8]}"
+    result = flow_run(fleet, log_flows, "nested", marker)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{fleet.log_tail()}"
+    name = re.search(r"Beginning flow run '([^']+)' for flow 'nested'", result.stderr)
+    assert name, result.stderr
+    # When its logs are read with runs logs (a run name does as an id)
+    shown = subprocess.run(
+        [sys.executable, "-m", "celerity", "runs", "logs", name.group(1)],
+        env=fleet.env, capture_output=True, text=True, timeout=RUN_SECONDS, check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    # Then the parent's task run line names its task run
+    (own,) = lines_with(shown.stdout, f"worker line 0 of parent-{marker}")
+    assert re.search(rf"\| WARNING  \| shout-[0-9a-f]+ - worker line 0 of parent-{marker}$", own)
+    # and the subflow's lines are there, marked with the subflow run and their writer
+    for n in range(3):
+        (line,) = lines_with(shown.stdout, f"worker line {n} of {marker}")
+        assert re.search(r"\| subflow [a-z0-9-]+ > shout-[0-9a-f]+ - worker line", line), line
+    (flow_line,) = lines_with(shown.stdout, f"flow line of {marker}")
+    assert re.search(r"\| subflow [a-z0-9-]+ - flow line of", flow_line), flow_line
