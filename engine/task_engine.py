@@ -29,6 +29,7 @@ from engine.logging import patch_print
 from engine.orchestration import OrchestrationResult
 from engine.proposals import propose_task_run
 from engine.results import ResultStorage, resolve_storage
+from engine.serializers import Serializer, resolve_serializer
 from engine.run_engine import BaseRunEngine, engine_logger, legacy_positional
 from engine.schemas import TaskRun
 from engine.states import (
@@ -491,11 +492,18 @@ class BaseTaskRunEngine(BaseRunEngine):
         values = {"parameters": self.parameters, "flow_run": flow_run, "task_run": task_run}
         return str(template).format(**values)
 
+    def _result_serializer(self) -> Serializer | None:
+        """The task's ``result_serializer`` (``"json"``, a description or one); None: cloudpickle."""
+        chosen = self.task.result_serializer
+        return None if chosen is None else resolve_serializer(chosen)
+
     def _persist(self, state: State[Any]) -> None:
         if self.result_storage is None or state.result_ref is not None:
             return
         try:
-            state.result_ref = self.result_storage.write(state.data, key=self._result_key(state))
+            state.result_ref = self.result_storage.write(
+                state.data, key=self._result_key(state), serializer=self._result_serializer()
+            )
         except Exception as exc:  # the value cannot leave this process: fail clearly instead
             if state.is_failed() and isinstance(state.data, BaseException):
                 # An exception that cannot be pickled: keep what it said.

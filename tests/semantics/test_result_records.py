@@ -18,6 +18,16 @@ def read_record(key):
     return store.exists(key), store.read(key).result
 
 
+@task(result_serializer="json")
+def rows(n):
+    return {"rows": list(range(n))}
+
+
+@task(result_serializer="json")
+def an_object():
+    return object()
+
+
 @task
 def write_json_record(directory, key, value):
     ResultStore(result_storage=directory, serializer="json").write(value, key=key)
@@ -63,3 +73,32 @@ class TestRecordsAcrossProcesses:
 @task
 def write_in_task(key):
     get_result_store().write("from a task run", key=key)
+
+
+class TestResultSerializer:
+    def test_a_task_with_the_json_serializer_writes_its_result_as_json(self, tmp_path):
+        # Given a task whose results are JSON, stored in a directory under a known key
+        key = f"rows-{uuid.uuid4().hex}"
+        stored = rows.with_options(result_storage=str(tmp_path), result_storage_key=key)
+
+        @flow
+        def make_rows():
+            return stored.submit(3).result()
+
+        # When it runs, then its value comes back and the file is a JSON document of it
+        assert make_rows() == {"rows": [0, 1, 2]}
+        document = json.loads((tmp_path / key).read_bytes())
+        assert document["result"] == {"rows": [0, 1, 2]}
+        assert document["metadata"]["serializer"]["type"] == "json"
+
+    def test_a_value_json_cannot_hold_fails_the_task_run_saying_so(self, tmp_path):
+        @flow
+        def submit_object():
+            future = an_object.with_options(result_storage=str(tmp_path)).submit()
+            future.wait()
+            return future.state.is_failed(), future.state.message
+
+        failed, message = submit_object()
+        assert failed
+        assert "'json' serializer" in message and "could not be stored" in message
+
