@@ -29,9 +29,9 @@ from engine.logging import patch_print
 from engine.orchestration import OrchestrationResult
 from engine.proposals import propose_task_run
 from engine.results import ResultStorage, resolve_storage
-from engine.serializers import Serializer, resolve_serializer
 from engine.run_engine import BaseRunEngine, engine_logger, legacy_positional
 from engine.schemas import TaskRun
+from engine.serializers import Serializer, resolve_serializer
 from engine.states import (
     AwaitingRetry,
     NotReady,
@@ -493,7 +493,7 @@ class BaseTaskRunEngine(BaseRunEngine):
         return str(template).format(**values)
 
     def _result_serializer(self) -> Serializer | None:
-        """The task's ``result_serializer`` (``"json"``, a description or one); None: cloudpickle."""
+        """The task's ``result_serializer`` resolved; None means the default (cloudpickle)."""
         chosen = self.task.result_serializer
         return None if chosen is None else resolve_serializer(chosen)
 

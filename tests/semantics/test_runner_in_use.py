@@ -56,7 +56,8 @@ class TestExplicitRunner:
             with pytest.raises(ConfigurationError, match="CELERITY_BROKER_URL"):
                 where_do_tasks_run.with_options(task_runner=runner)()
             # and the flow run it created is not left Pending: it failed, saying why
-            (flow_run,) = [r for r in get_store().list_flow_runs() if r.flow_name == "where-do-tasks-run"]
+            runs = get_store().list_flow_runs()
+            (flow_run,) = [r for r in runs if r.flow_name == "where-do-tasks-run"]
             assert flow_run.state.is_failed()
             assert "CELERITY_BROKER_URL" in flow_run.state.message
             return
