@@ -21,12 +21,10 @@ from pydantic_core import to_jsonable_python
 
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
 from engine.exceptions import (
-    Abort,
     FlowRunLost,
     FlowRunTimeoutError,
     ObjectNotFound,
     ParameterTypeError,
-    Pause,
 )
 from engine.flow_attempts import (
     parameters_for_attempt,
@@ -39,7 +37,7 @@ from engine.leases import lease_keeper
 from engine.logging import patch_print
 from engine.orchestration import OrchestrationResult
 from engine.results import ResultStorage, resolve_storage
-from engine.run_engine import BaseRunEngine, engine_logger, legacy_positional
+from engine.run_engine import BaseRunEngine, engine_logger, is_crash, legacy_positional
 from engine.schemas import FlowRun, TaskRun
 from engine.states import (
     AwaitingRetry,
@@ -71,11 +69,6 @@ from engine.utilities.callables import (
 def jsonable_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """Parameters as JSON-friendly values for the store (anything else by repr)."""
     return to_jsonable_python(parameters, fallback=repr)
-
-
-def _is_crash(exc: BaseException) -> bool:
-    """Whether ``exc`` escaping a flow run means it crashed (an interrupt, an exit)."""
-    return not isinstance(exc, (Exception, GeneratorExit, Abort, Pause))
 
 
 class BaseFlowRunEngine(BaseRunEngine):
@@ -517,7 +510,7 @@ class FlowRunEngine(BaseFlowRunEngine):
                     self.begin_run()
                 yield
             except BaseException as exc:
-                if _is_crash(exc):
+                if is_crash(exc):
                     self.handle_crash(exc)
                 raise
 
@@ -590,7 +583,7 @@ class AsyncFlowRunEngine(BaseFlowRunEngine):
                     await self.begin_run()
                 yield
             except BaseException as exc:
-                if _is_crash(exc):
+                if is_crash(exc):
                     await self.handle_crash(exc)
                 raise
 

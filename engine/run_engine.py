@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from engine.exceptions import Abort, MissingContextError
+from engine.exceptions import Abort, MissingContextError, Pause
 from engine.orchestration import OrchestrationResult, SetStateStatus, entering_fields
 from engine.states import State, StateType, now
 from engine.utilities.asyncutils import run_coro_sync
@@ -29,6 +29,11 @@ from engine.utilities.timeout import call_with_timeout
 
 _ONE_MICROSECOND = datetime.timedelta(microseconds=1)
 
+
+
+def is_crash(exc: BaseException) -> bool:
+    """Whether ``exc`` escaping a run means the run crashed (an interrupt, an exit)."""
+    return not isinstance(exc, (Exception, GeneratorExit, Abort, Pause))
 
 class BaseRunEngine:
     """One run moving through its states; subclasses say how to propose and what to call."""

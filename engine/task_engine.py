@@ -22,14 +22,14 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
-from engine.exceptions import Abort, FailedRun, Pause, TaskRunTimeoutError
+from engine.exceptions import FailedRun, TaskRunTimeoutError
 from engine.flow_attempts import reusable_run
 from engine.leases import lease_keeper, worker_identity
 from engine.logging import patch_print
 from engine.orchestration import OrchestrationResult
 from engine.proposals import propose_task_run
 from engine.results import ResultStorage, resolve_storage
-from engine.run_engine import BaseRunEngine, engine_logger, legacy_positional
+from engine.run_engine import BaseRunEngine, engine_logger, is_crash, legacy_positional
 from engine.schemas import TaskRun
 from engine.serializers import Serializer, resolve_serializer
 from engine.states import (
@@ -87,11 +87,6 @@ def _next_dynamic_key(flow_ctx: FlowRunContext | None, task_key: str) -> str:
     counters = flow_ctx.__dict__.setdefault("dynamic_keys", {})
     counters[task_key] = counters.get(task_key, -1) + 1
     return str(counters[task_key])
-
-
-def _is_crash(exc: BaseException) -> bool:
-    """Whether ``exc`` escaping a run means the run crashed (an interrupt, an exit)."""
-    return not isinstance(exc, (Exception, GeneratorExit, Abort, Pause))
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -594,7 +589,7 @@ class SyncTaskRunEngine(BaseTaskRunEngine):
                     self.begin_run()
                 yield
             except BaseException as exc:
-                if _is_crash(exc):
+                if is_crash(exc):
                     self.handle_crash(exc)
                 raise
 
@@ -671,7 +666,7 @@ class AsyncTaskRunEngine(BaseTaskRunEngine):
                     await self.begin_run()
                 yield
             except BaseException as exc:
-                if _is_crash(exc):
+                if is_crash(exc):
                     await self.handle_crash(exc)
                 raise
 
