@@ -108,6 +108,7 @@ class BaseFlowRunEngine(BaseRunEngine):
         self._owns_run = False
         self._reused: FlowRun | None = None
         self._failed_upstreams: list[State[Any]] = []
+        self._parent_inputs: dict[str, list[str]] = {}
 
     @property
     def owner(self) -> Any:
@@ -170,6 +171,7 @@ class BaseFlowRunEngine(BaseRunEngine):
             dynamic_key=_next_dynamic_key(parent, task_key),
             tags=sorted(TagsContext.get().current_tags),
             state=state,
+            task_inputs=self._parent_inputs,
         )
         reused = reusable_run(task_run)
         if reused is not None and reused.state is not None:
@@ -226,6 +228,7 @@ class BaseFlowRunEngine(BaseRunEngine):
         hydrate = hydrated_context(self.context) if self.context else nullcontext()
         with hydrate:
             self.store = get_store()
+            self._parent_inputs = self._subflow_inputs()
             self._wait_for_upstreams()
             # A future passed to a subflow becomes its value before validation.
             self.parameters, _ = resolve_inputs(self.parameters)
@@ -314,6 +317,16 @@ class BaseFlowRunEngine(BaseRunEngine):
         if self.run.run_count == 1:
             self.logger.info("Beginning flow run %r for flow %r", self.run.name, self.flow.name)
         self._call_hooks(self.flow.on_running_hooks)
+
+    def _subflow_inputs(self) -> dict[str, list[str]]:
+        """The upstream task runs a subflow call names, for its parent task run's record.
+
+        Read before the arguments' futures become values; a flow run that is not
+        created here as a subflow has no parent task run, and no walk is made.
+        """
+        if self.flow_run is not None or FlowRunContext.get() is None:
+            return {}
+        return Upstreams(self.parameters, self.wait_for).inputs
 
     def _wait_for_upstreams(self) -> None:
         """Wait for the futures in ``wait_for``; remember those that did not complete."""

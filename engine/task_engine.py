@@ -60,8 +60,12 @@ def new_task_run(
     parameters: dict[str, Any],
     flow_run_id: uuid.UUID | None = None,
     run_id: uuid.UUID | None = None,
+    task_inputs: dict[str, list[str]] | None = None,
 ) -> TaskRun:
-    """A Pending task run record for ``task`` (not yet stored)."""
+    """A Pending task run record for ``task`` (not yet stored).
+
+    ``task_inputs`` names the upstream task runs per parameter (``Upstreams.inputs``).
+    """
     flow_ctx = FlowRunContext.get()
     if flow_run_id is None and flow_ctx is not None:
         flow_run_id = flow_ctx.flow_run.id
@@ -69,7 +73,7 @@ def new_task_run(
     state = Pending()
     state.state_details.task_run_id = run_id
     state.state_details.flow_run_id = flow_run_id
-    return TaskRun(
+    run = TaskRun(
         id=run_id,
         in_transaction=get_transaction() is not None,
         name=task.resolve_run_name(parameters, run_id),
@@ -79,6 +83,11 @@ def new_task_run(
         tags=sorted(set(task.tags) | TagsContext.get().current_tags),
         state=state,
     )
+    if task_inputs:
+        # Assigned, not validated: it is built as dict[str, list[str]], and
+        # most runs (no upstreams) then pay nothing for it.
+        run.task_inputs = task_inputs
+    return run
 
 
 def _next_dynamic_key(flow_ctx: FlowRunContext | None, task_key: str) -> str:
@@ -177,7 +186,9 @@ class BaseTaskRunEngine(BaseRunEngine):
         self.store = None
 
     def _create_task_run(self, task_run_id: uuid.UUID | None) -> TaskRun:
-        task_run = new_task_run(self.task, self.parameters, run_id=task_run_id)
+        # Called inline: the arguments still hold the futures and states passed in.
+        inputs = Upstreams(self.parameters, self.wait_for).inputs
+        task_run = new_task_run(self.task, self.parameters, run_id=task_run_id, task_inputs=inputs)
         reused = reusable_run(task_run)
         if reused is not None:
             self._reused = True  # completed in an earlier attempt of the flow run

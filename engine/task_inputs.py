@@ -1,20 +1,23 @@
 """The input graph of a task run: the upstream futures its arguments name, which of
 them failed, and the arguments with futures and states replaced by their values.
 
-The runners use ``Upstreams`` to hold a run until its upstreams are done and to
-decide whether it may run; the task engine uses ``resolve_inputs`` just before it
-calls the function. Arguments are passed as they are: a collection is rebuilt
+The runners use ``Upstreams`` to record a run's inputs (which upstream task runs
+each parameter names), to hold it until its upstreams are done and to decide
+whether it may run, all from one walk; the task engine uses ``resolve_inputs``
+just before it calls the function. Arguments are passed as they are: a collection is rebuilt
 only when it holds a future or a state to replace, so ``identity(x) is x``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from engine.futures import BaseFuture
+from engine.futures import BaseFuture, PrefectFlowRunFuture
 from engine.states import State
 from engine.utilities.annotations import BaseAnnotation, allow_failure, opaque, quote
 from engine.utilities.collections import visit_collection
@@ -27,73 +30,146 @@ _ATOMIC_TYPES = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
 class Upstreams:
-    """The futures a run depends on, found in one walk of its arguments and ``wait_for``.
+    """The upstreams of one call, found in one walk of its arguments and ``wait_for``.
 
     ``futures`` is what a runner waits for; ``failed()`` then names the finished
     upstreams that did not complete and are not wrapped in ``allow_failure``,
-    without walking the arguments again.
+    and ``inputs`` is what the run's record keeps (``TaskRun.task_inputs``),
+    all without walking the arguments again.
+
+    ``inputs`` maps each parameter that names upstream task runs (futures, or
+    states that carry a task run id, at any depth; ``allow_failure`` included,
+    ``quote`` not) to their ids, and ``wait_for`` to those it names. Parameters
+    naming none are left out (Prefect lists them with an empty list), so a run
+    without upstreams records ``{}``.
     """
 
-    __slots__ = ("futures", "_required", "_states")
+    __slots__ = ("futures", "inputs", "_required", "_states", "_allowed_only")
 
-    def __init__(self, parameters: Any, wait_for: Any = None) -> None:
-        required: dict[int, BaseFuture[Any]] = {}
-        allowed: dict[int, BaseFuture[Any]] = {}
-        states: list[State[Any]] = []
-        _collect(parameters, False, required, allowed, states)
-        _collect(wait_for, False, required, allowed, states)
-        self._required = list(required.values())
-        self._states = states
-        self.futures = self._required + [f for k, f in allowed.items() if k not in required]
+    def __init__(self, parameters: Mapping[str, Any] | None, wait_for: Any = None) -> None:
+        walk = _Walk()
+        if parameters:
+            for name, value in parameters.items():
+                walk.parameter(name, value)
+        walk.parameter("wait_for", wait_for)
+        # Kept while the run waits (a gate's callback holds this object): lists,
+        # not the walk's dicts, and one list for both when nothing is allowed to fail.
+        self._required = list(walk.required.values())
+        self._states = walk.states
+        self.inputs = walk.inputs
+        allowed_only = [f for k, f in walk.optional.items() if k not in walk.required]
+        self._allowed_only = {f.task_run_id for f in allowed_only} if allowed_only else _NONE
+        self.futures = self._required + allowed_only if allowed_only else self._required
+
+    def take_inputs(self) -> dict[str, list[str]]:
+        """``inputs``, handed over to the run's record: this object, which a waiting
+        run's gate holds, keeps no reference to them (a fan-in's ids can be many)."""
+        inputs = self.inputs
+        if inputs:
+            self.inputs = {}
+        return inputs
 
     def failed(self) -> list[State[Any]]:
         """States of required upstreams (futures or states) that did not complete."""
         failed = [f.state for f in self._required if not f.completed()]
         return failed + [s for s in self._states if not s.is_completed()]
 
+    def allows_failure(self, future: BaseFuture[Any]) -> bool:
+        """Whether ``future`` is an upstream only inside ``allow_failure``."""
+        return future.task_run_id in self._allowed_only
 
-def _collect(
-    expr: Any,
-    allowed: bool,
-    required: dict[int, BaseFuture[Any]],
-    optional: dict[int, BaseFuture[Any]],
-    states: list[State[Any]],
-) -> None:
-    # A module function rather than a closure calling itself: such a closure is
-    # a reference cycle per task run, left for the garbage collector.
+
+_NONE: frozenset[uuid.UUID] = frozenset()
+
+
+class _Walk:
+    """What one walk of a call's arguments collects.
+
+    A plain object passed down rather than a closure calling itself: such a
+    closure is a reference cycle per task run, left for the garbage collector.
+    """
+
+    __slots__ = ("required", "optional", "states", "inputs", "ids", "repeated")
+
+    def __init__(self) -> None:
+        # Keyed by run id: two future objects for one run are one upstream
+        # (the gate counts it once, deferral lists it once).
+        self.required: dict[uuid.UUID, BaseFuture[Any]] = {}
+        self.optional: dict[uuid.UUID, BaseFuture[Any]] = {}
+        self.states: list[State[Any]] = []
+        self.inputs: dict[str, list[str]] = {}
+        # The task run ids the parameter being walked names, and whether one
+        # may be there twice (only then is the list de-duplicated).
+        self.ids: list[uuid.UUID] | None = None
+        self.repeated = False
+
+    def parameter(self, name: str | None, value: Any) -> None:
+        """Collect the upstreams in ``value``; record their ids under ``name`` (if given)."""
+        if type(value) in _ATOMIC_TYPES:
+            return  # the common case: a plain value names no upstream
+        if name is None:
+            _collect(value, False, self)
+            return
+        self.ids, self.repeated = [], False
+        _collect(value, False, self)
+        ids, self.ids = self.ids, None
+        if ids:
+            # Each id once, in the order first met.
+            unique = dict.fromkeys(ids) if self.repeated else ids
+            self.inputs[name] = [str(run_id) for run_id in unique]
+
+    def future(self, future: BaseFuture[Any], allowed: bool) -> None:
+        run_id = future.task_run_id
+        if self.ids is not None and not isinstance(future, PrefectFlowRunFuture):
+            # (A subflow's future names a flow run, not a task run.)
+            self.repeated = self.repeated or run_id in self.required or run_id in self.optional
+            self.ids.append(run_id)
+        (self.optional if allowed else self.required)[run_id] = future
+
+    def state(self, state: State[Any], allowed: bool) -> None:
+        if not allowed:
+            self.states.append(state)
+        run_id = state.state_details.task_run_id
+        if self.ids is not None and run_id is not None:
+            self.repeated = True  # states are not keyed by run: check the whole list
+            self.ids.append(run_id)
+
+    def futures(self) -> list[BaseFuture[Any]]:
+        """Required upstreams first, then those only inside ``allow_failure``."""
+        required = self.required
+        return list(required.values()) + [f for k, f in self.optional.items() if k not in required]
+
+
+def _collect(expr: Any, allowed: bool, walk: _Walk) -> None:
     def visit(item: Any) -> Any:
         if isinstance(item, quote):
             return item
         if isinstance(item, allow_failure):
-            _collect(item.value, True, required, optional, states)
+            _collect(item.value, True, walk)
             return None  # already walked: don't descend again
         if isinstance(item, opaque):
-            _collect_top(item.value, allowed, required, optional, states)
+            _collect_top(item.value, allowed, walk)
             return None
         if isinstance(item, (BaseFuture, State)):
-            _collect_top(item, allowed, required, optional, states)
+            _collect_top(item, allowed, walk)
             return None  # a state is a leaf, not a container
         return item
 
     visit_collection(expr, visit)
 
 
-def _collect_top(
-    item: Any,
-    allowed: bool,
-    required: dict[int, BaseFuture[Any]],
-    optional: dict[int, BaseFuture[Any]],
-    states: list[State[Any]],
-) -> None:
+def _collect_top(item: Any, allowed: bool, walk: _Walk) -> None:
     if isinstance(item, BaseFuture):
-        (optional if allowed else required)[id(item)] = item
-    elif isinstance(item, State) and not allowed:
-        states.append(item)
+        walk.future(item, allowed)
+    elif isinstance(item, State):
+        walk.state(item, allowed)
 
 
 def upstream_futures(expr: Any) -> list[BaseFuture[Any]]:
     """The futures ``expr`` depends on (quoted values excluded)."""
-    return Upstreams(expr).futures
+    walk = _Walk()
+    walk.parameter(None, expr)
+    return walk.futures()
 
 
 def failed_upstreams(parameters: dict[str, Any], wait_for: Any = None) -> list[State[Any]]:

@@ -28,6 +28,7 @@ from engine.proposals import propose_task_run_state
 from engine.schemas import RunLog, TaskRun
 from engine.states import Cancelled, Crashed, Failed, NotReady, State
 from engine.store import get_store
+from engine.task_inputs import Upstreams
 from engine.utilities.collections import visit_collection
 
 logger = logging.getLogger("celerity.task_runners")
@@ -143,16 +144,30 @@ class TaskRunner(ABC):
         from engine.flow_attempts import reusable_runs
         from engine.task_engine import new_task_run
 
-        task_runs = [new_task_run(task, parameters) for parameters in calls]
+        # One walk per call finds its upstreams: the record keeps them as its
+        # task inputs (stored with it, in the same write), the gate waits for them.
+        upstreams = [Upstreams(parameters, wait_for) for parameters in calls]
+        task_runs = [
+            new_task_run(task, parameters, task_inputs=found.take_inputs())
+            for parameters, found in zip(calls, upstreams, strict=True)
+        ]
         # In a later attempt of the flow run, a call that completed before is
         # not run again: its future is that run's, already finished.
         table = reusable_runs()
         if not table:  # a first attempt: nothing to reuse, nothing to look up
-            return self._submit_fresh(task, task_runs, calls, wait_for, context)
+            return self._submit_fresh(task, task_runs, calls, upstreams, wait_for, context)
         reused = [table.get((run.task_key, run.dynamic_key)) for run in task_runs]
-        fresh_runs = [run for run, old in zip(task_runs, reused, strict=True) if old is None]
-        fresh_calls = [call for call, old in zip(calls, reused, strict=True) if old is None]
-        submitted = iter(self._submit_fresh(task, fresh_runs, fresh_calls, wait_for, context))
+        fresh = [i for i, old in enumerate(reused) if old is None]
+        submitted = iter(
+            self._submit_fresh(
+                task,
+                [task_runs[i] for i in fresh],
+                [calls[i] for i in fresh],
+                [upstreams[i] for i in fresh],
+                wait_for,
+                context,
+            )
+        )
         return [next(submitted) if old is None else _finished_future(old) for old in reused]
 
     def _submit_fresh(
@@ -160,6 +175,7 @@ class TaskRunner(ABC):
         task: Any,
         task_runs: list[TaskRun],
         calls: list[dict[str, Any]],
+        upstreams: list[Upstreams],
         wait_for: Any,
         context: contextvars.Context,
     ) -> list[BaseFuture[Any]]:
@@ -169,8 +185,10 @@ class TaskRunner(ABC):
         futures = [self.new_future(task_run) for task_run in task_runs]
         with self._futures_lock:
             self._futures.extend(futures)
-        for task_run, parameters, future in zip(task_runs, calls, futures, strict=True):
-            self._hold_until_ready(task, task_run, parameters, wait_for, future, context)
+        for task_run, parameters, found, future in zip(
+            task_runs, calls, upstreams, futures, strict=True
+        ):
+            self._hold_until_ready(task, task_run, parameters, wait_for, found, future, context)
         return futures
 
     def new_future(self, task_run: TaskRun) -> BaseFuture[Any]:
@@ -183,19 +201,16 @@ class TaskRunner(ABC):
         task_run: TaskRun,
         parameters: dict[str, Any],
         wait_for: Any,
+        upstreams: Upstreams,
         future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
-        from engine.task_engine import upstream_futures
-
-        upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
-
         def release() -> None:
-            self._release(task, task_run, parameters, wait_for, future, context)
+            self._release(task, task_run, parameters, wait_for, upstreams, future, context)
 
-        gate = Gate(len(upstreams), release)
+        gate = Gate(len(upstreams.futures), release)
         one_done = gate.one_done  # one bound method for every upstream, not one each
-        for upstream in upstreams:
+        for upstream in upstreams.futures:
             upstream.add_done_callback(one_done)
         gate.check()
 
@@ -205,11 +220,10 @@ class TaskRunner(ABC):
         task_run: TaskRun,
         parameters: dict[str, Any],
         wait_for: Any,
+        upstreams: Upstreams,
         future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
-        from engine.task_engine import failed_upstreams
-
         if future.done():  # cancelled while it waited for its upstreams
             return
         try:
@@ -219,7 +233,7 @@ class TaskRunner(ABC):
                 # The store's answer is a copy without the exception: keep ours.
                 future.set_final_state(deadlock if in_effect.id == deadlock.id else in_effect)
                 return
-            failed = failed_upstreams(parameters, wait_for)
+            failed = upstreams.failed()
             if failed:
                 future.set_final_state(mark_not_ready(task_run, failed[0]))
                 return

@@ -26,7 +26,6 @@ from kombu.serialization import dumps as kombu_dumps
 from broker_config.celery_config import ENVELOPE_SERIALIZER
 from broker_config.queues import route_for
 from broker_config.settings import CeleritySettings, get_settings
-from engine.annotations import allow_failure
 from engine.context import FlowRunContext, serialize_context
 from engine.exceptions import ConfigurationError, SerializationError
 from engine.futures import BaseFuture
@@ -36,9 +35,9 @@ from engine.signing import fleet_signer
 from engine.states import Crashed, Failed, State
 from engine.store import get_store
 from engine.store.base import SharedRunStore
-from engine.task_engine import failed_upstreams, upstream_futures
+from engine.task_inputs import Upstreams
 from engine.task_runners import Gate, TaskRunner, mark_not_ready, propose_final
-from engine.utilities.collections import collect, visit_collection
+from engine.utilities.collections import visit_collection
 from engine.utilities.importing import to_reference
 from workers.envelope import pack
 from workers.execution import publish_envelope
@@ -195,15 +194,22 @@ class CeleryTaskRunner(TaskRunner):
         task_run: TaskRun,
         parameters: dict[str, Any],
         wait_for: Any,
+        upstreams: Upstreams,
         future: BaseFuture[Any],
         context: contextvars.Context,
     ) -> None:
-        upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
-        if self._may_defer(upstreams) and self._defer(task, task_run, parameters, wait_for, future):
+        if task_run.task_inputs:
+            # Stored already, where workers and the dashboard read them: the
+            # record kept here while the run waits needs only its id, name and
+            # tags, and a fan-in's inputs hold an id string per upstream.
+            task_run = task_run.model_copy(update={"task_inputs": {}})
+        if self._may_defer(upstreams.futures) and self._defer(
+            task, task_run, parameters, upstreams, future
+        ):
             return
-        super()._hold_until_ready(task, task_run, parameters, wait_for, future, context)
+        super()._hold_until_ready(task, task_run, parameters, wait_for, upstreams, future, context)
 
-    def _may_defer(self, upstreams: set[BaseFuture[Any]]) -> bool:
+    def _may_defer(self, upstreams: list[BaseFuture[Any]]) -> bool:
         if not upstreams or len(upstreams) > MAX_DEFERRED_UPSTREAMS:
             return False
         with self._inflight_lock:  # a lookup, not a copy: this runs for every submission
@@ -214,7 +220,7 @@ class CeleryTaskRunner(TaskRunner):
         task: Any,
         task_run: TaskRun,
         parameters: dict[str, Any],
-        wait_for: Any,
+        upstreams: Upstreams,
         future: BaseFuture[Any],
     ) -> bool:
         """Park the run in Redis so that its last upstream's worker releases it."""
@@ -223,11 +229,9 @@ class CeleryTaskRunner(TaskRunner):
         except SerializationError as exc:
             future.set_final_state(propose_final(task_run, Failed(message=str(exc))))
             return True
-        upstreams = set(upstream_futures(parameters)) | set(upstream_futures(wait_for))
-        allowed = _allowed_failures(parameters, wait_for)
         # Signed like a message: the worker that releases it verifies it first.
         _, _, signed = kombu_dumps(self._envelope(key, [entry]).to_json(), ENVELOPE_SERIALIZER)
-        flags = [(u.task_run_id, u.task_run_id in allowed) for u in upstreams]
+        flags = [(u.task_run_id, upstreams.allows_failure(u)) for u in upstreams.futures]
         store = get_store()
         assert isinstance(store, SharedRunStore)  # checked when the runner was entered
         waiting = store.defer(task_run.id, signed, flags)
@@ -239,24 +243,24 @@ class CeleryTaskRunner(TaskRunner):
             return True
 
         def settle() -> None:
-            self._settle_deferred(task_run, parameters, wait_for, future)
+            self._settle_deferred(task_run, upstreams, future)
 
-        gate = Gate(len(upstreams), settle)
+        gate = Gate(len(upstreams.futures), settle)
         one_done = gate.one_done  # one bound method for every upstream, not one each
-        for upstream in upstreams:
+        for upstream in upstreams.futures:
             upstream.add_done_callback(one_done)
         gate.check()
         return True
 
     def _settle_deferred(
-        self, task_run: TaskRun, parameters: dict[str, Any], wait_for: Any, future: BaseFuture[Any]
+        self, task_run: TaskRun, upstreams: Upstreams, future: BaseFuture[Any]
     ) -> None:
         # Every upstream is final. If one failed (and is not allowed to), no
         # worker will release this run: take it back and mark it NotReady.
         # Otherwise the worker that finished the last upstream has released
         # it: from now on it counts as sent, so the reaper resends it if that
         # worker died before passing it on.
-        failed = failed_upstreams(parameters, wait_for)
+        failed = upstreams.failed()
         store = get_store()
         if failed and isinstance(store, SharedRunStore) and store.cancel_deferred(task_run.id):
             future.set_final_state(mark_not_ready(task_run, failed[0]))
@@ -394,15 +398,6 @@ def _references_only(parameters: dict[str, Any]) -> dict[str, Any]:
         return item
 
     return visit_collection(parameters, visit)
-
-
-def _allowed_failures(*exprs: Any) -> set[uuid.UUID]:
-    """Ids of upstreams wrapped in ``allow_failure``."""
-    allowed: set[uuid.UUID] = set()
-    for expr in exprs:
-        for wrapper in collect(expr, lambda item: isinstance(item, allow_failure)):
-            allowed |= {f.task_run_id for f in upstream_futures(wrapper.value)}
-    return allowed
 
 
 __all__ = ["CeleryTaskRunner"]

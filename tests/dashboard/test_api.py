@@ -56,6 +56,20 @@ def test_a_run_in_full(dashboard: Dashboard, diamond_run: str) -> None:
     assert "RUNNING" in [state["type"] for state in detail["history"]]
 
 
+def test_the_task_graph_has_an_edge_from_each_upstream(
+    dashboard: Dashboard, diamond_run: str
+) -> None:
+    # diamond: add.submit(first, second) with first, second = square.submit(...)
+    tasks = dashboard.get(f"/api/runs/{diamond_run}")["task_runs"]
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for run in tasks:
+        by_task.setdefault(run["task_key"].rsplit(".", 1)[-1], []).append(run)
+    (add,) = by_task["add"]
+    squares = {run["id"] for run in by_task["square"]}
+    assert sorted(add["upstreams"]) == sorted(squares)
+    assert all(run["upstreams"] == [] for run in by_task["square"])
+
+
 def test_logs_from_an_offset(dashboard: Dashboard, diamond_run: str) -> None:
     every_line = dashboard.get(f"/api/runs/{diamond_run}/logs")
     messages = [log["message"] for log in every_line["logs"]]
