@@ -124,6 +124,27 @@ def _decode_run(raw: Any) -> tuple[Kind, FlowRun | TaskRun]:
     return "task", TaskRun.model_validate(stored["run"])
 
 
+class _KnownRun:
+    """A run as this process last primed or wrote it: the stored bytes, decoded once.
+
+    Decoding a run (JSON, then pydantic validation of the run and its state)
+    is the largest cost of a proposal after the round trip; a worker's two
+    proposals per task run would otherwise decode the same run three times.
+    The decoded run is only read (proposals copy it), never changed.
+    """
+
+    __slots__ = ("raw", "_decoded")
+
+    def __init__(self, raw: bytes, decoded: tuple[Kind, FlowRun | TaskRun] | None = None) -> None:
+        self.raw = raw
+        self._decoded = decoded
+
+    def decoded(self) -> tuple[Kind, FlowRun | TaskRun]:
+        if self._decoded is None:
+            self._decoded = _decode_run(self.raw)
+        return self._decoded
+
+
 def _decode_runs(raws: Iterable[Any]) -> list[Any]:
     """The runs in ``raws``, skipping keys that were missing (expired)."""
     return [_decode_run(raw)[1] for raw in raws if raw is not None]
@@ -200,7 +221,7 @@ class RedisRunStore(SharedRunStore):
         self._cas = LuaScript(self._client, lua("compare_and_set"))
         self._defer = LuaScript(self._client, lua("defer"))
         self._prime = LuaScript(self._client, lua("prime"))
-        self._known: dict[uuid.UUID, bytes] = {}
+        self._known: dict[uuid.UUID, _KnownRun] = {}
 
     @property
     def client(self) -> redis.Redis:
@@ -316,12 +337,14 @@ class RedisRunStore(SharedRunStore):
     def _propose(
         self, run_id: uuid.UUID, state: State[Any], force: bool, only_if_lapsed: bool
     ) -> OrchestrationResult:
-        key = keys.run(self.prefix, run_id)
-        raw = self._known.get(run_id) or self._client.get(key)
+        known = self._known.get(run_id)
+        raw = known.raw if known else self._client.get(keys.run(self.prefix, run_id))
         while True:
             if raw is None:
                 raise ObjectNotFound(f"No run with id {run_id}.")
-            kind, run = _decode_run(raw)
+            # A retry (the compare-and-set failed) decodes the fresh run it got back.
+            kind, run = known.decoded() if known else _decode_run(raw)
+            known = None
             if run.state is not None and run.state.id == state.id:
                 # Our own write, whose reply was lost to a connection error and
                 # that the client's retry then saw: it is in effect.
@@ -332,14 +355,15 @@ class RedisRunStore(SharedRunStore):
                 return OrchestrationResult(
                     status=status, state=run.state, reason=reason, delay_seconds=delay
                 )
-            new_raw = _encode_run(kind, run.model_copy(update=entering_fields(run, state)))
+            new_run = run.model_copy(update=entering_fields(run, state))
+            new_raw = _encode_run(kind, new_run)
             outcome = self._compare_and_set(kind, run, raw, new_raw, state, only_if_lapsed)
             if outcome == 1 or isinstance(outcome, list):
                 break
             if outcome == 0:  # a sweeper found the lease renewed meanwhile
                 return OrchestrationResult(status=SetStateStatus.REJECT, state=run.state)
             raw = outcome if outcome != -1 else None
-        self._remember(run_id, new_raw, state)
+        self._remember(run_id, new_raw, state, (kind, new_run))
         if isinstance(outcome, list):
             self.hand_over(outcome[1:])
         if kind == "flow" and (state.is_final() or (run.state and run.state.is_final())):
@@ -422,13 +446,20 @@ class RedisRunStore(SharedRunStore):
             pipe.pexpire(keys.lease(self.prefix, run_id), int(self.lease_seconds * 1000))
         pipe.execute()
 
-    def _remember(self, run_id: uuid.UUID, raw: str, state: State[Any]) -> None:
+    def _remember(
+        self,
+        run_id: uuid.UUID,
+        raw: str,
+        state: State[Any],
+        decoded: tuple[Kind, FlowRun | TaskRun],
+    ) -> None:
         # The next proposal for this run (usually from this process) can skip
-        # its read; a stale entry only costs one failed compare-and-set.
+        # its read and its decoding; a stale entry only costs one failed
+        # compare-and-set.
         if state.is_final() or len(self._known) > 10_000:
             self._known.pop(run_id, None)
         else:
-            self._known[run_id] = raw.encode()
+            self._known[run_id] = _KnownRun(raw.encode(), decoded)
 
     def prime(
         self, run_ids: list[uuid.UUID], claimant: str, queue: str | None, sent_at: float
@@ -449,7 +480,7 @@ class RedisRunStore(SharedRunStore):
         holders: dict[uuid.UUID, str] = {}
         for run_id, raw, holder in zip(run_ids, values[::2], values[1::2], strict=True):
             if raw is not None:
-                self._known[run_id] = raw
+                self._known[run_id] = _KnownRun(raw)
             if holder is not None:
                 holders[run_id] = _text(holder)
         return holders
@@ -461,10 +492,10 @@ class RedisRunStore(SharedRunStore):
 
     def known_task_run(self, run_id: uuid.UUID) -> TaskRun | None:
         """The task run as this process last primed or wrote it (no read); None if unknown."""
-        raw = self._known.get(run_id)
-        if raw is None:
+        known = self._known.get(run_id)
+        if known is None:
             return None
-        kind, run = _decode_run(raw)
+        kind, run = known.decoded()
         return run if kind == "task" else None  # type: ignore[return-value]
 
     def runs_with_leases(
