@@ -16,7 +16,7 @@ from engine.schemas import FlowRun, TaskRun
 from engine.states import Completed
 from engine.store.redis import RedisRunStore
 
-from .conftest import Dashboard, poll, submit
+from .conftest import Dashboard, poll, start_dashboard, stop, submit
 
 
 def nodes(browser: Any) -> dict[str, str]:
@@ -186,3 +186,25 @@ def _x(browser: Any, name: str) -> float:
     node = browser.find_element(By.CSS_SELECTOR, f'#graph g.node[data-task-run-name="{name}"]')
     transform = node.get_attribute("transform")  # translate(x,y)
     return float(transform.removeprefix("translate(").split(",")[0])
+
+
+def test_the_action_buttons_show_only_when_the_dashboard_has_a_token(
+    browser: Any, dashboard: Dashboard, fleet: Fleet, flows_file: Path, tmp_path: Path
+) -> None:
+    run_id = submit(fleet, f"{flows_file}:broken", "--param", "a=1")
+
+    # With a token the row appears once the page has asked /api/info.
+    browser.get(f"{dashboard.url}/runs/{run_id}")
+    poll(lambda: browser.find_element(By.ID, "retry-button").is_displayed() or None,
+         "the Retry button (token set)")
+
+    read_only = start_dashboard(fleet, tmp_path / "read-only.log", token=None)
+    try:
+        browser.get(f"{read_only.url}/runs/{run_id}")
+        # The page has rendered the run (so /api/info has been answered too).
+        poll(lambda: list(nodes(browser).values()) == ["Failed"], "the failed node")
+        poll(lambda: read_only.get("/api/info")["actions_enabled"] is False, "info")
+        assert not browser.find_element(By.ID, "actions").is_displayed()
+        assert not browser.find_element(By.ID, "retry-button").is_displayed()
+    finally:
+        stop(read_only.process)
