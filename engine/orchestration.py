@@ -28,7 +28,8 @@ class OrchestrationResult(BaseModel):
     """A proposal's outcome and the state that is current afterwards."""
 
     status: SetStateStatus
-    state: State[Any] | None = None
+    # The bare class: State[Any] would make pydantic copy the state (see RunBase.state).
+    state: State | None = None
     reason: str | None = None
     delay_seconds: float | None = None
 

@@ -20,7 +20,11 @@ class RunBase(BaseModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     name: str
     tags: list[str] = Field(default_factory=list)
-    state: State[Any] | None = None
+    # The bare class, not State[Any]: pydantic copies any instance that is not
+    # of the exact parametrized class, so every run built from a state would
+    # carry a copy of it (a cost per run and per proposal, and a state the
+    # caller holds that is not the run's).
+    state: State | None = None
     run_count: int = 0
     created: datetime.datetime = Field(default_factory=now)
     start_time: datetime.datetime | None = None

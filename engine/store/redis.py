@@ -532,7 +532,7 @@ class RedisRunStore(SharedRunStore):
         """Propose ``state`` only if no process holds the run's lease; whether it was accepted."""
         self._known.pop(run_id, None)
         outcome = self._propose(run_id, state, force=False, only_if_lapsed=True)
-        # The result holds a validated copy of the state: compare ids, not objects.
+        # The result may hold the stored state rather than this object: compare ids.
         accepted = outcome.status == SetStateStatus.ACCEPT and outcome.state is not None
         return accepted and outcome.state.id == state.id  # type: ignore[union-attr]
 
