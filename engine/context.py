@@ -288,11 +288,26 @@ def _load(ref: dict[str, str] | None) -> Any:
     return from_reference(ref) if ref else None
 
 
+# A worker hydrates one envelope's context for each task run it carries: the
+# flow run in it is validated once and shared (contexts only read their flow run).
+_last_flow_run: tuple[Any, FlowRun] | None = None
+
+
+def _flow_run_from(data: Any) -> FlowRun:
+    global _last_flow_run
+    last = _last_flow_run
+    if last is not None and last[0] is data:
+        return last[1]
+    flow_run = FlowRun.model_validate(data)
+    _last_flow_run = (data, flow_run)
+    return flow_run
+
+
 def _flow_context_from(serialized: dict[str, Any]) -> FlowRunContext:
     storage_url = serialized.get("result_storage")
     return FlowRunContext(
         flow=_load(serialized.get("flow")),
-        flow_run=FlowRun.model_validate(serialized["flow_run"]),
+        flow_run=_flow_run_from(serialized["flow_run"]),
         result_storage=storage_for_url(storage_url) if storage_url else None,
         log_prints=serialized.get("log_prints", False),
     )
