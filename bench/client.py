@@ -44,12 +44,16 @@ def preload(system: str) -> None:
     """Import and build what the first call would (Celery app, runner, canvas) before measuring.
 
     A long-lived coordinator has paid these once; counting them would charge
-    some 15 MB of one-time imports to the scenario's tasks.
+    some 15 MB of one-time imports to the scenario's tasks. That includes the
+    run-name vocabulary (coolname loads its word lists on first use, some 40 ms,
+    which would be 15% of a 200-hop chain).
     """
     if system == "celerity":
+        from engine.flows import generate_run_name
         from workers.app import get_app
         from workers.task_runner import CeleryTaskRunner  # noqa: F401
 
+        generate_run_name()
         app = get_app()
     else:
         import celery.canvas  # noqa: F401
