@@ -289,13 +289,18 @@ def test_flower_lists_workers_tasks_and_metrics(tools_fleet: Fleet) -> None:
         assert f"hold x1 of flow run {flow_run_id}" in page, page
         assert not PICKLE_BASE64.search(page), page
 
-        metrics = eventually(lambda: _get_text(f"{base}/metrics"), "Flower's /metrics")
-        assert re.search(r'flower_worker_online\{worker="celerity-worker-[^"]+"\} 1\.0', metrics)
-        assert re.search(
+        # Flower updates its counters as it handles each event: wait for both.
+        online = re.compile(r'flower_worker_online\{worker="celerity-worker-[^"]+"\} 1\.0')
+        succeeded = re.compile(
             r'flower_events_total\{task="celerity\.run_tasks:hold",'
-            r'type="task-succeeded",worker="celerity-worker-[^"]+"\} [1-9]',
-            metrics,
-        ), metrics
+            r'type="task-succeeded",worker="celerity-worker-[^"]+"\} [1-9]'
+        )
+
+        def counted() -> str | None:
+            text = _get_text(f"{base}/metrics") or ""
+            return text if online.search(text) and succeeded.search(text) else None
+
+        eventually(counted, "Flower's /metrics to count the worker and the succeeded task", fleet)
     finally:
         group.stop(timeout=5.0)
 
