@@ -254,3 +254,17 @@ class TestResultRecords:
         state = exception_to_failed_state_sync(ValueError("x"), result_store=ResultStore())
         assert isinstance(state.data, ResultRecord)
         assert isinstance(state.result(raise_on_failure=False), ValueError)
+
+
+def test_the_client_schema_path_names_the_same_state_and_run_classes():
+    """Ported code imports ``StateType`` and the run records from
+    ``prefect.client.schemas.objects``: that path names Celerity's own classes,
+    so a state made from either compares as one."""
+    from engine import schemas
+    from engine.client.schemas import objects
+
+    assert objects.StateType is StateType
+    assert Completed().type == objects.StateType.COMPLETED
+    assert objects.FlowRun is schemas.FlowRun and objects.TaskRun is schemas.TaskRun
+    run = objects.TaskRun(name="t", state=Failed())
+    assert run.state_type is objects.StateType.FAILED
