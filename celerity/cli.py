@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 import click
-from rich.pretty import pretty_repr
 from rich.table import Table
 
 from broker_config.settings import ENV_PREFIX, CeleritySettings, masked_settings
@@ -22,6 +21,7 @@ from celerity.cli_common import (
     console,
     current_settings,
     redis_errors,
+    result_text,
     settings_error,
     with_signing_key,
 )
@@ -124,9 +124,8 @@ def _call_flow(flow_obj: Any, params: dict[str, Any]) -> Any:
 def _print_final_state(state: Any) -> None:
     out = console()
     out.print(f"Flow run finished: [bold]{state.name}[/bold] (type {state.type.value})")
-    result = pretty_repr(state.result(raise_on_failure=False))
     # markup=False: a result's repr may contain "[...]" that rich would eat.
-    out.print(f"Result: {result}", markup=False)
+    out.print(f"Result: {result_text(state)}", markup=False)
 
 
 @flow.command("run")

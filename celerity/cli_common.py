@@ -171,3 +171,21 @@ def format_duration(run: Any) -> str:
 def format_state(run: Any) -> str:
     """A run's state name, or '-'."""
     return run.state.name if run.state is not None else "-"
+
+
+def result_text(state: Any) -> str:
+    """A final state's result as the CLI prints it: rich's readable layout for a value,
+    a state's own one-line repr (``NotReady(message=..., type=PENDING, result=None)``)
+    for a state or states, which rich would otherwise spell out field by field."""
+    from rich.pretty import pretty_repr
+
+    from engine.states import State
+
+    try:
+        value = state.result(raise_on_failure=False)
+    except Exception as exc:  # the value may be missing or unreadable here
+        return f"<unavailable: {exc}>"
+    states = value if isinstance(value, (list, tuple, set)) else [value]
+    if any(isinstance(item, State) for item in states):
+        return repr(value)
+    return pretty_repr(value)

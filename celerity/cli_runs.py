@@ -22,6 +22,7 @@ from celerity.cli_common import (
     format_state,
     format_time,
     redis_errors,
+    result_text,
 )
 
 FOLLOW_POLL_SECONDS = 0.5
@@ -105,7 +106,7 @@ def _print_outcome(state: Any) -> None:
     out.print(f"Flow run finished: {state.name} (type {state.type.value})", markup=False)
     if state.message:
         out.print(f"Message: {state.message}", markup=False)
-    out.print(f"Result: {_result_text(state)}", markup=False)
+    out.print(f"Result: {result_text(state)}", markup=False)
     if _not_loaded(state):
         click.echo(STALE_FLOW_HINT, err=True)
     if not state.is_completed():
@@ -115,13 +116,6 @@ def _print_outcome(state: Any) -> None:
 def _not_loaded(state: Any) -> bool:
     """Whether a coordinator failed the run because it could not load the flow."""
     return bool(state is not None and state.message and "Could not load the flow" in state.message)
-
-
-def _result_text(state: Any) -> str:
-    try:
-        return pretty_repr(state.result(raise_on_failure=False))
-    except Exception as exc:  # the value may be missing or unreadable here
-        return f"<unavailable: {exc}>"
 
 
 # --- runs ------------------------------------------------------------------------------

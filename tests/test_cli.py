@@ -30,6 +30,25 @@ def boom():
     raise ValueError("boom")
 """
 
+STATES_FLOW = """\
+from engine import flow, task
+
+
+@task
+def one():
+    return 1
+
+
+@task
+def fail():
+    raise ValueError("no")
+
+
+@flow
+def states():
+    return [one(return_state=True), fail(return_state=True)]
+"""
+
 
 def invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
@@ -138,6 +157,16 @@ class TestFlowRun:
         assert code == 1, output
         assert "Failed" in output
         assert "boom" in output
+
+    def test_a_state_result_prints_on_one_line(self, tmp_path: Path) -> None:
+        """A flow that returns its tasks' states ends with those states as its result:
+        each printed as its one-line repr, not as a page of state fields."""
+        path = write_flow(tmp_path, "celerity_cli_states", STATES_FLOW)
+        code, output = invoke("flow", "run", f"{path}:states")
+        assert code == 1, output
+        result = output.split("Result: ", 1)[1]
+        assert result.startswith("[Completed(message=None, type=COMPLETED, result=1), Failed(")
+        assert "state_details" not in output
 
     def test_missing_file_exits_2(self, tmp_path: Path) -> None:
         code, output = invoke("flow", "run", f"{tmp_path / 'absent.py'}:main")
