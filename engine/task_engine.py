@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
+from engine.config import current_settings
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
 from engine.exceptions import FailedRun, TaskRunTimeoutError
 from engine.flow_attempts import reusable_run
@@ -273,7 +274,7 @@ class BaseTaskRunEngine(BaseRunEngine):
     def _use_cache(self) -> None:
         """End the run Cached if its cache key has a stored result; remembers the key."""
         self._cache_key = self._compute_cache_key()
-        if self._cache_key is None or self.task.refresh_cache:
+        if self._cache_key is None or self._refreshes_cache():
             return
         cached = self.store.read_cache(self._cache_key)
         if cached is None:
@@ -282,6 +283,14 @@ class BaseTaskRunEngine(BaseRunEngine):
         state.state_details = state.state_details.model_copy()
         self._set_state(state)
         self._call_hooks(self.task.on_completion_hooks)
+
+    def _refreshes_cache(self) -> bool:
+        """Whether this run ignores and overwrites cache records: the task's
+        ``refresh_cache``, else the ``refresh_cache`` setting at run time
+        (``PREFECT_TASKS_REFRESH_CACHE``), as in Prefect."""
+        if self.task.refresh_cache is not None:
+            return bool(self.task.refresh_cache)
+        return bool(current_settings().refresh_cache)
 
     def _compute_cache_key(self) -> str | None:
         policy = self.task.cache_policy
@@ -349,7 +358,7 @@ class BaseTaskRunEngine(BaseRunEngine):
             return
         key = self._cache_key
         store = RecordStore() if key else None
-        overwrite = bool(self.task.refresh_cache)
+        overwrite = self._refreshes_cache()
         with Transaction(key=key, store=store, overwrite=overwrite, logger=self.logger) as txn:
             txn.task_run_id = self.run.id
             self._transaction = txn

@@ -5,6 +5,7 @@ import uuid
 
 from engine import flow, task
 from engine.cache_policies import INPUTS, NONE, TASK_SOURCE, task_input_hash
+from engine.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 
 from . import _helpers as h
 from ._side_effects import record, recorded
@@ -24,6 +25,12 @@ def ignores_key(key: str, x: int) -> int:
 
 @task(cache_policy=INPUTS + TASK_SOURCE, refresh_cache=True)
 def always_refreshed(key: str, x: int) -> int:
+    record(key, x)
+    return x
+
+
+@task(cache_policy=INPUTS, refresh_cache=False)
+def never_refreshed(key: str, x: int) -> int:
     record(key, x)
     return x
 
@@ -76,6 +83,23 @@ class TestCacheBypass:
         first, second, _ = call_twice(always_refreshed, key, x=1)
         assert (first.name, second.name) == ("Completed", "Completed")
         assert recorded(key) == [1, 1]
+
+    def test_the_refresh_cache_setting_refreshes_tasks_that_do_not_say(self, key):
+        """``PREFECT_TASKS_REFRESH_CACHE`` is read when the run starts; a task's own
+        ``refresh_cache=False`` wins over it. Inline calls: both run in this process,
+        whose settings the block changes, on either runner."""
+
+        @flow
+        def twice_inline(key: str):
+            return [fn(key, 3, return_state=True).name for fn in (doubled, doubled)] + [
+                never_refreshed(key, 4, return_state=True).name for _ in range(2)
+            ]
+
+        salt = uuid.uuid4().int % 1000
+        with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):
+            names = twice_inline(f"{key}-{salt}")
+        assert names == ["Completed", "Completed", "Completed", "Cached"]
+        assert recorded(f"{key}-{salt}") == [3, 3, 4]
 
     def test_no_cache_policy_always_runs(self, key):
         first, second, _ = call_twice(never_cached, key, x=5)
