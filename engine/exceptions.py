@@ -36,6 +36,14 @@ class MappingMissingIterable(CelerityException):
     """``Task.map`` was called without any iterable argument."""
 
 
+class RunRecordArgumentError(TypeError, CelerityException):
+    """A ``FlowRun`` or ``TaskRun`` record was passed as a task argument as it is.
+
+    Its ``state`` would be taken for an upstream task run's; pass a field
+    (``flow_run.id``) or wrap the record in ``opaque``.
+    """
+
+
 class MissingContextError(RuntimeError, CelerityException):
     """A run context was required but none is active."""
 

@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from engine.exceptions import RunRecordArgumentError
 from engine.futures import BaseFuture, PrefectFlowRunFuture
+from engine.schemas import FlowRun, RunBase
 from engine.states import State
 from engine.utilities.annotations import BaseAnnotation, allow_failure, opaque, quote
 from engine.utilities.collections import visit_collection
@@ -153,9 +155,21 @@ def _collect(expr: Any, allowed: bool, walk: _Walk) -> None:
         if isinstance(item, (BaseFuture, State)):
             _collect_top(item, allowed, walk)
             return None  # a state is a leaf, not a container
+        if isinstance(item, RunBase):
+            raise _run_record_argument(item)
         return item
 
     visit_collection(expr, visit)
+
+
+def _run_record_argument(record: RunBase) -> RunRecordArgumentError:
+    kind = type(record).__name__
+    name = "flow_run" if isinstance(record, FlowRun) else "task_run"
+    return RunRecordArgumentError(
+        f"Passing a `{kind}` object as a task argument is not supported: the state it "
+        f"holds would be taken for an upstream task run's. Pass the fields the task "
+        f"needs (e.g. `{name}.id`), or wrap it as `opaque({name})` to pass it as it is."
+    )
 
 
 def _collect_top(item: Any, allowed: bool, walk: _Walk) -> None:
@@ -235,9 +249,7 @@ def _resolve_sequence(expr: Any, allowed: bool, failed: list[State[Any]]) -> Any
 
 
 def _resolve_mapping(expr: dict[Any, Any], allowed: bool, failed: list[State[Any]]) -> Any:
-    pairs = [
-        (_resolve(k, allowed, failed), _resolve(v, allowed, failed)) for k, v in expr.items()
-    ]
+    pairs = [(_resolve(k, allowed, failed), _resolve(v, allowed, failed)) for k, v in expr.items()]
     if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, expr.items(), strict=True)):
         return expr
     return type(expr)(pairs)

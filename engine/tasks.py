@@ -16,6 +16,7 @@ from engine.config import current_settings
 from engine.context import FlowRunContext, TaskRunContext
 from engine.exceptions import MappingLengthMismatch, MappingMissingIterable, MissingContextError
 from engine.futures import BaseFuture, FutureList
+from engine.schemas import RunBase
 from engine.states import State
 from engine.task_engine_types import ReturnType
 from engine.utilities.callables import (
@@ -504,7 +505,11 @@ def expand_map_parameters(
             static[name] = value  # allow_failure(future) / quote(future): passed whole
             continue
         value = _map_source(value)
-        if _is_iterable(value):
+        if isinstance(value, RunBase):
+            # A run record is one value (it iterates over its fields): passed whole,
+            # where the input walk rejects it unless it is wrapped (see task_inputs).
+            static[name] = value
+        elif _is_iterable(value):
             iterables[name] = list(value)
         else:
             static[name] = value

@@ -5,7 +5,14 @@ The dashboard draws its task graph's edges from these records, so they are read 
 here from the run store, as the dashboard reads them.
 """
 
+import asyncio
+
+import pytest
+
 from engine import allow_failure, flow, quote, task, unmapped
+from engine.context import get_run_context
+from engine.exceptions import CelerityException, RunRecordArgumentError
+from engine.utilities.annotations import opaque
 
 from . import _helpers as h
 from ._tasks import add, fail_task
@@ -109,3 +116,48 @@ class TestTaskInputs:
         assert h.names(downstream)[-1] == "NotReady"
         assert inputs_of(downstream) == {"x": [failing]}
         assert inputs_of(waiting) == {"wait_for": [failing]}
+
+
+# --- run records as arguments ------------------------------------------------------------
+
+
+@task
+def record_id(run, x=0):
+    return str(run.id)
+
+
+@flow
+def passes_its_record(how: str):
+    run = get_run_context().flow_run
+    if how == "call":
+        return record_id(run)
+    if how == "submit":
+        return record_id.submit(run).result()
+    if how == "map":
+        return record_id.map(run, x=[1, 2]).result()
+    return [record_id(opaque(run)), str(run.id)]
+
+
+@flow
+async def async_passes_its_record():
+    return record_id(get_run_context().flow_run)
+
+
+class TestRunRecordArguments:
+    """A FlowRun or TaskRun record holds a state that would be taken for an
+    upstream's: passed as it is, the call fails saying so (and how to pass it)."""
+
+    @pytest.mark.parametrize("how", ["call", "submit", "map"])
+    def test_a_flow_run_record_as_an_argument_is_refused(self, how):
+        with pytest.raises(
+            RunRecordArgumentError, match=r"`FlowRun` object .*`opaque\(flow_run\)`"
+        ):
+            passes_its_record(how)
+
+    def test_refused_in_an_async_flow_too(self):
+        with pytest.raises(CelerityException, match="`FlowRun` object"):
+            asyncio.run(async_passes_its_record())
+
+    def test_wrapped_in_opaque_it_is_passed_as_it_is(self):
+        received, own_id = passes_its_record("opaque")
+        assert received == own_id
