@@ -108,6 +108,14 @@ class CachePolicy:
         }
         return dataclasses.replace(self, **{k: v for k, v in given.items() if v is not None})
 
+    def is_configured(self) -> bool:
+        """Whether ``configure`` named where its records live or how runs of one key
+        are serialized (the task engine then keeps them as the policy says)."""
+        return any(
+            value is not None
+            for value in (self.key_storage, self.lock_manager, self.isolation_level)
+        )
+
     def __add__(self, other: CachePolicy) -> CachePolicy:
         if isinstance(other, _None):
             return self

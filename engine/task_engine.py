@@ -29,7 +29,12 @@ from engine.leases import lease_keeper, worker_identity
 from engine.logging import patch_print
 from engine.orchestration import OrchestrationResult
 from engine.proposals import propose_task_run
-from engine.results import ResultStorage, resolve_storage
+from engine.results import (
+    ResultStorage,
+    ResultStore,
+    get_default_result_storage,
+    resolve_storage,
+)
 from engine.run_engine import BaseRunEngine, engine_logger, is_crash, legacy_positional
 from engine.schemas import TaskRun
 from engine.serializers import Serializer, resolve_serializer
@@ -131,6 +136,8 @@ class BaseTaskRunEngine(BaseRunEngine):
         self._owns_run = False
         self._reused = False
         self._cache_key: str | None = None
+        # The record store a configured cache policy names (see _configured_records).
+        self._policy_records: ResultStore | None = None
         self._transaction: Transaction | None = None
         self._txn_elsewhere = False  # submitted from a transaction in another process
         self._context: TaskRunContext | None = None
@@ -276,11 +283,20 @@ class BaseTaskRunEngine(BaseRunEngine):
         self._cache_key = self._compute_cache_key()
         if self._cache_key is None or self._refreshes_cache():
             return
+        self._policy_records = self._configured_records()
+        if self._policy_records is not None:
+            return  # looked up in the run's transaction, under its lock (see below)
         cached = self.store.read_cache(self._cache_key)
-        if cached is None:
-            return
+        if cached is not None:
+            self._end_cached(cached)
+
+    def _end_cached(self, cached: State[Any]) -> None:
+        """End the run Cached with the value of a cache hit."""
         state = cached.fresh_copy(name="Cached", message=None)
         state.state_details = state.state_details.model_copy()
+        # A record read from a policy's storage holds the value itself: stored like a
+        # result, so that the process waiting for this run can read it.
+        self._persist(state)
         self._set_state(state)
         self._call_hooks(self.task.on_completion_hooks)
 
@@ -291,6 +307,24 @@ class BaseTaskRunEngine(BaseRunEngine):
         if self.task.refresh_cache is not None:
             return bool(self.task.refresh_cache)
         return bool(current_settings().refresh_cache)
+
+    def _configured_records(self) -> ResultStore | None:
+        """The record store of a cache policy given ``key_storage`` or ``lock_manager``
+        (``policy.configure(...)``), or None when its records go where cache entries do.
+
+        As in Prefect, a ``key_storage`` holds each key's record metadata and the
+        record itself goes under the key in the run's result storage.
+        """
+        policy = self.task.cache_policy
+        if policy is None or not policy.is_configured():
+            return None
+        update: dict[str, Any] = {}
+        if policy.key_storage is not None:
+            update["metadata_storage"] = resolve_storage(policy.key_storage)
+            update["result_storage"] = self.result_storage or get_default_result_storage()
+        if policy.lock_manager is not None:
+            update["lock_manager"] = policy.lock_manager
+        return RecordStore().model_copy(update=update)
 
     def _compute_cache_key(self) -> str | None:
         policy = self.task.cache_policy
@@ -357,11 +391,21 @@ class BaseTaskRunEngine(BaseRunEngine):
                 yield stand_in
             return
         key = self._cache_key
-        store = RecordStore() if key else None
+        configured = self._policy_records
+        store = (configured or RecordStore()) if key else None
+        isolation = self.task.cache_policy.isolation_level if configured is not None else None
         overwrite = self._refreshes_cache()
-        with Transaction(key=key, store=store, overwrite=overwrite, logger=self.logger) as txn:
+        with Transaction(
+            key=key, store=store, overwrite=overwrite, isolation_level=isolation, logger=self.logger
+        ) as txn:
             txn.task_run_id = self.run.id
             self._transaction = txn
+            if configured is not None and txn.is_committed():
+                # The key's record, read once this run holds the key (SERIALIZABLE):
+                # a run that waited for another's lock finds its result.
+                cached = configured.read_state(str(key), holder=txn.lock_holder)
+                if cached is not None:
+                    self._end_cached(cached)
             yield txn
             if not (txn.is_staged() or txn.is_committed()):
                 txn.rollback()  # the run did not complete: undo the transaction
@@ -371,7 +415,7 @@ class BaseTaskRunEngine(BaseRunEngine):
         # Outside any transaction a run is its own one only when something
         # listens for its end: no transaction is made for the others.
         hooks = self.task.on_commit_hooks or self.task.on_rollback_hooks
-        return bool(hooks) and not self.run.in_transaction
+        return bool(hooks or self._policy_records) and not self.run.in_transaction
 
     # --- outcomes ---------------------------------------------------------------------------
 

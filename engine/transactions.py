@@ -188,6 +188,11 @@ class BaseTransaction:
     def is_rolled_back(self) -> bool:
         return self.state == TransactionState.ROLLED_BACK
 
+    @property
+    def lock_holder(self) -> str | None:
+        """Who holds this transaction's key lock (SERIALIZABLE), while it holds it."""
+        return self._holder
+
     def get_parent(self) -> BaseTransaction | None:
         """The transaction this one was entered inside, if any."""
         return self._parent

@@ -1,10 +1,14 @@
 """Caching: a task run whose cache key has a stored result ends Cached without running."""
 
 import datetime
+import tempfile
+import time
 import uuid
+from pathlib import Path
 
 from engine import flow, task
 from engine.cache_policies import INPUTS, NONE, TASK_SOURCE, task_input_hash
+from engine.locking import FileSystemLockManager
 from engine.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 
 from . import _helpers as h
@@ -33,6 +37,38 @@ def always_refreshed(key: str, x: int) -> int:
 def never_refreshed(key: str, x: int) -> int:
     record(key, x)
     return x
+
+
+# Configured policies: the same paths in this process and on the suite's workers.
+KEY_DIR = Path(tempfile.gettempdir()) / "celerity-semantics-key-storage"
+LOCK_DIR = Path(tempfile.gettempdir()) / "celerity-semantics-locks"
+STORED_KEYS = INPUTS.configure(key_storage=KEY_DIR)
+SERIALIZED = INPUTS.configure(
+    lock_manager=FileSystemLockManager(lock_files_directory=LOCK_DIR),
+    isolation_level="SERIALIZABLE",
+)
+
+
+@task(cache_policy=STORED_KEYS)
+def keyed_in_storage(key: str, x: int) -> int:
+    record(key, x)
+    return x * 3
+
+
+@task(cache_policy=SERIALIZED)
+def serialized(key: str) -> str:
+    expected = SERIALIZED.compute_key(task_ctx=None, inputs={"key": key}, flow_parameters=None)
+    record(key, (LOCK_DIR / f"{expected}.lock").exists())
+    time.sleep(0.3)  # long enough for the other runs to queue on the lock
+    return key
+
+
+@flow
+def three_at_once(task_fn, key: str):
+    futures = [task_fn.submit(key) for _ in range(3)]
+    for future in futures:
+        future.wait()
+    return sorted(future.state.name for future in futures)
 
 
 @task(cache_policy=NONE)
@@ -76,6 +112,24 @@ class TestCacheHits:
         assert ignores_key(key, x) == x + 1
         assert ignores_key(key + "-other", x, return_state=True).name == "Cached"
         assert recorded(key) == [x]
+
+
+class TestConfiguredPolicies:
+    """``policy.configure(key_storage=, lock_manager=, isolation_level=)`` is obeyed."""
+
+    def test_records_go_to_the_key_storage_and_serve_later_runs(self, key):
+        first, second, _ = call_twice(keyed_in_storage, key, x=7)
+        assert (first.name, second.name) == ("Completed", "Cached")
+        assert second.result() == 21
+        assert recorded(key) == [7]
+        expected = STORED_KEYS.compute_key(
+            task_ctx=None, inputs={"key": key, "x": 7}, flow_parameters=None
+        )
+        assert (KEY_DIR / expected).exists()
+
+    def test_serializable_runs_of_one_key_run_once_holding_the_lock(self, key):
+        assert three_at_once(serialized, key) == ["Cached", "Cached", "Completed"]
+        assert recorded(key) == [True]  # one execution, while its lock file existed
 
 
 class TestCacheBypass:

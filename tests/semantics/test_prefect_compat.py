@@ -1,6 +1,9 @@
 """Code written for Prefect 3 ports by changing the import root: options, signatures, names."""
 
 import datetime
+import tempfile
+import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -377,7 +380,11 @@ def cached_per_flow_input(key, x):
     return x
 
 
-@task(cache_policy=(INPUTS + TASK_SOURCE - "key").configure(key_storage="/unused"))
+# Records of this policy go to its key storage (the same path on the suite's workers).
+POLICY_KEY_STORAGE = Path(tempfile.gettempdir()) / "celerity-semantics-key-storage"
+
+
+@task(cache_policy=(INPUTS + TASK_SOURCE - "key").configure(key_storage=POLICY_KEY_STORAGE))
 def cached_ignoring_key(key, x):
     record(key, x)
     return x
@@ -389,11 +396,11 @@ def cached_by_fn(tag, value):
 
 
 @flow
-def cache_policies_flow(key: str, day: str):
+def cache_policies_flow(key: str, day: str, x: int = 5):
     a = cached_per_flow_input(key, 1, return_state=True)
     b = cached_per_flow_input(key, 2, return_state=True)
-    c = cached_ignoring_key(f"{key}-first", 5, return_state=True)
-    d = cached_ignoring_key(f"{key}-second", 5, return_state=True)
+    c = cached_ignoring_key(f"{key}-first", x, return_state=True)
+    d = cached_ignoring_key(f"{key}-second", x, return_state=True)
     e = cached_by_fn.submit(key, "first").result()
     f = cached_by_fn(key, "second")
     return a.name, b.name, b.result(), c.name, d.name, e, f
@@ -401,7 +408,9 @@ def cache_policies_flow(key: str, day: str):
 
 class TestCachePolicies:
     def test_flow_parameters_configure_subtract_and_from_cache_key_fn(self, key):
-        assert cache_policies_flow(key, "monday") == (
+        # x differs per test: the key storage outlives the session (and its signing key).
+        x = uuid.uuid4().int % 10**9
+        assert cache_policies_flow(key, "monday", x) == (
             "Completed",
             "Cached",
             1,
