@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.config import current_settings
 from engine.context import FlowRunContext, TagsContext, TaskRunContext, hydrated_context
-from engine.exceptions import FailedRun, TaskRunTimeoutError
+from engine.exceptions import FailedRun, RunRecordArgumentError, TaskRunTimeoutError
 from engine.flow_attempts import reusable_run
 from engine.leases import lease_keeper, worker_identity
 from engine.logging import patch_print
@@ -226,7 +226,11 @@ class BaseTaskRunEngine(BaseRunEngine):
     def _begin_run(self) -> None:
         """Resolve inputs and move to Running; afterwards ``is_running()`` says whether to run."""
         failed = self._wait_for_upstreams()
-        resolved, failed_inputs = resolve_inputs(self.parameters)
+        try:
+            resolved, failed_inputs = resolve_inputs(self.parameters)
+        except RunRecordArgumentError as exc:  # an upstream's value cannot be passed on
+            self._finish_failed(exception_to_failed_state(exc, str(exc)))
+            return
         failed = failed or failed_inputs
         if failed:
             upstream = failed[0].state_details.task_run_id

@@ -210,11 +210,11 @@ def _resolve(expr: Any, allowed: bool, failed: list[State[Any]]) -> Any:
     kind = type(expr)
     if kind in _ATOMIC_TYPES:
         return expr
-    if isinstance(expr, BaseFuture):
-        expr.wait()
-        return _value_of(expr.state, allowed, failed)
-    if isinstance(expr, State):
-        return _value_of(expr, allowed, failed)
+    if isinstance(expr, (BaseFuture, State)):
+        value = _upstream_value(expr, allowed, failed)
+        if isinstance(value, RunBase):
+            raise _run_record_argument(value)  # an upstream returned a run record
+        return value
     if isinstance(expr, BaseAnnotation):
         return _resolve_annotation(expr, allowed, failed)
     if kind in (list, tuple, set, frozenset) or isinstance(expr, (list, tuple, set, frozenset)):
@@ -234,7 +234,7 @@ def _resolve_annotation(expr: BaseAnnotation[Any], allowed: bool, failed: list[S
     if isinstance(expr, opaque):
         inner = expr.unwrap()
         if isinstance(inner, (BaseFuture, State)):
-            return _resolve(inner, allowed, failed)
+            return _upstream_value(inner, allowed, failed)
         return inner
     return _resolve(expr.unwrap(), allowed or isinstance(expr, allow_failure), failed)
 
@@ -275,6 +275,15 @@ def _resolve_model(expr: BaseModel, allowed: bool, failed: list[State[Any]]) -> 
         if new is not old:
             changed[name] = new
     return expr.model_copy(update=changed) if changed else expr
+
+
+def _upstream_value(
+    upstream: BaseFuture[Any] | State[Any], allowed: bool, failed: list[State[Any]]
+) -> Any:
+    if isinstance(upstream, BaseFuture):
+        upstream.wait()
+        return _value_of(upstream.state, allowed, failed)
+    return _value_of(upstream, allowed, failed)
 
 
 def _value_of(state: State[Any], allowed: bool, failed: list[State[Any]]) -> Any:

@@ -188,3 +188,14 @@ class TestTaskInputHash:
         assert key(same, x=1) != key(changed, x=1)
         assert key(same, x=1) != key(same, task_key="other", x=1)
         assert key(same, lock=threading.Lock()) is None
+
+
+class TestTaskOptions:
+    def test_a_cache_key_fn_wins_over_a_policy_and_the_warning_says_so(self, caplog):
+        from engine import task
+        from engine.cache_policies import INPUTS
+
+        with caplog.at_level("WARNING"):
+            chosen = task(cache_policy=INPUTS, cache_key_fn=lambda *_: "fixed")(lambda x: x)
+        assert "`cache_key_fn` will be used" in caplog.text
+        assert chosen.cache_policy.compute_key(None, {"x": 1}, {}) == "fixed"

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from engine import allow_failure, flow, quote, task, unmapped
-from engine.context import get_run_context
+from engine.context import FlowRunContext, get_run_context
 from engine.exceptions import CelerityException, RunRecordArgumentError
 from engine.utilities.annotations import opaque
 
@@ -138,6 +138,18 @@ def passes_its_record(how: str):
     return [record_id(opaque(run)), str(run.id)]
 
 
+@task
+def own_flow_run():
+    return FlowRunContext.get().flow_run
+
+
+@flow
+def passes_an_upstream_record(how: str):
+    upstream = own_flow_run.submit() if how == "future" else own_flow_run(return_state=True)
+    downstream = record_id(upstream, return_state=True)
+    return downstream, record_id(opaque(upstream))
+
+
 @flow
 async def async_passes_its_record():
     return record_id(get_run_context().flow_run)
@@ -161,3 +173,13 @@ class TestRunRecordArguments:
     def test_wrapped_in_opaque_it_is_passed_as_it_is(self):
         received, own_id = passes_its_record("opaque")
         assert received == own_id
+
+    @pytest.mark.parametrize("how", ["future", "state"])
+    def test_an_upstream_returning_a_record_fails_the_downstream_run(self, how):
+        downstream, through_opaque = passes_an_upstream_record(how)
+        assert downstream.is_failed()  # final, and saying why
+        assert "`FlowRun` object as a task argument is not supported" in downstream.message
+        with pytest.raises(RunRecordArgumentError):
+            downstream.result()
+        assert h.names(downstream.state_details.task_run_id)[-1] == "Failed"
+        assert len(through_opaque) == 36  # opaque(upstream) passes the record's id through
