@@ -172,7 +172,9 @@ def resolve_cache_options(
     if cache_policy is UNSET and settings.default_no_cache:
         cache_policy = NO_CACHE
     if cache_policy is not UNSET and cache_key_fn is not None:
-        logger.warning("Both `cache_policy` and `cache_key_fn` are set; `cache_key_fn` will be used.")
+        logger.warning(
+            "Both `cache_policy` and `cache_key_fn` are set; `cache_key_fn` will be used."
+        )
     if cache_key_fn is not None:
         cache_policy = CachePolicy.from_cache_key_fn(cache_key_fn)
     caches = cache_policy is not UNSET and cache_policy is not None and cache_policy != NO_CACHE
