@@ -186,3 +186,15 @@ class TestCeleryConfig:
         app.conf.update(celery_config(CeleritySettings(broker_url="redis://127.0.0.1:1/0")))
         assert app.conf.task_default_queue == "celerity"
         assert [q.name for q in app.conf.task_queues] == ["celerity", "flows"]
+
+
+def test_every_setting_is_in_the_readme_settings_tables():
+    """The README's settings tables name every CELERITY_* variable the settings take."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    settings_section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        f"CELERITY_{name.upper()}"
+        for name in CeleritySettings.model_fields
+        if f"| `CELERITY_{name.upper()}` |" not in settings_section
+    ]
+    assert missing == []
