@@ -105,7 +105,7 @@ def _load_flow(target: str) -> Any:
 
 
 def _call_flow(flow_obj: Any, params: dict[str, Any]) -> Any:
-    from engine.exceptions import ObjectNotFound, ParameterTypeError
+    from engine.exceptions import ObjectNotFound, ParameterTypeError, TerminationSignal
 
     # With return_state=True failures inside the flow come back as states, so
     # what is raised here is about the arguments themselves.
@@ -114,6 +114,9 @@ def _call_flow(flow_obj: Any, params: dict[str, Any]) -> Any:
     except (TypeError, ParameterTypeError) as exc:
         name = getattr(flow_obj, "name", "?")
         raise UsageFailure(f"wrong parameters for flow {name!r}: {exc}") from None
+    except TerminationSignal as exc:  # SIGTERM: the run has ended Crashed on the way out
+        click.echo(f"Stopped by signal {exc.signal}: the flow run ended Crashed.", err=True)
+        click.get_current_context().exit(128 + exc.signal)
     except ObjectNotFound as exc:  # the run's own record vanished under it
         raise click.ClickException(
             f"{exc} The run store lost this flow run's records "

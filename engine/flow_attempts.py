@@ -194,13 +194,19 @@ def crash_flow_run(
         store.propose_state(flow_run.id, crashed, force=True)
     elif not store.propose_if_unleased(flow_run.id, crashed):
         return False
+    crash_unfinished_task_runs(store, flow_run.id, reason)
+    return True
+
+
+def crash_unfinished_task_runs(store: RunStore, flow_run_id: uuid.UUID, reason: str) -> None:
+    """End Crashed the task runs of a crashed flow run that are not final yet: with
+    their flow run's process gone, nothing would wait for them or send them again."""
     from engine.proposals import propose_task_run
 
-    for task_run in store.read_task_runs(flow_run.id):
+    for task_run in store.read_task_runs(flow_run_id):
         if task_run.state is not None and not task_run.state.is_final():
             crashed_too = Crashed(message=f"Its flow run crashed: {reason}")
             propose_task_run(task_run, crashed_too, store=store)
-    return True
 
 
 def new_attempt_state(reason: str) -> State[Any]:

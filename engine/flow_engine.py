@@ -14,7 +14,13 @@ import asyncio
 import datetime
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
+from contextlib import (
+    AbstractContextManager,
+    ExitStack,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -27,6 +33,7 @@ from engine.exceptions import (
     ParameterTypeError,
 )
 from engine.flow_attempts import (
+    crash_unfinished_task_runs,
     parameters_for_attempt,
     retry_fields,
     reusable_run,
@@ -57,6 +64,7 @@ from engine.states import (
     return_value_to_state,
 )
 from engine.store import get_store
+from engine.store.base import SharedRunStore
 from engine.task_engine_types import ReturnType
 from engine.task_inputs import Upstreams, resolve_inputs
 from engine.utilities.callables import (
@@ -64,6 +72,7 @@ from engine.utilities.callables import (
     is_generator_fn,
     parameters_to_args_kwargs,
 )
+from engine.utilities.signals import sigterm_raises
 
 
 def jsonable_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +231,14 @@ class BaseFlowRunEngine(BaseRunEngine):
         self.store.propose_state(self.parent_task_run.id, mirrored)
 
     # --- setting up ---------------------------------------------------------------------------
+
+    def _sigterm_scope(self) -> AbstractContextManager[None]:
+        """SIGTERM raises ``TerminationSignal`` while this run runs, so it ends Crashed
+        with its hooks (``engine.utilities.signals``); not for a flow called inside a
+        task run, whose process (a Celery worker's) owns its signals."""
+        if TaskRunContext.get() is not None:
+            return nullcontext()
+        return sigterm_raises()
 
     @contextmanager
     def _initialized(self) -> Iterator[None]:
@@ -417,6 +434,10 @@ class BaseFlowRunEngine(BaseRunEngine):
         state = exception_to_crashed_state(exc)
         self.logger.error("Crash detected! %s", state.message)
         self._set_state(state, force=True)
+        if isinstance(self.store, SharedRunStore) and self.flow_run is not None:
+            # As a sweeper would once the lease lapsed: on a fleet, task runs that
+            # only this process would have waited for or sent again end with it.
+            crash_unfinished_task_runs(self.store, self.flow_run.id, str(state.message))
         self._call_hooks(self.flow.on_crashed_hooks)
 
     def _hooks_for(self, state: State[Any]) -> list[Any]:
@@ -516,8 +537,9 @@ class FlowRunEngine(BaseFlowRunEngine):
 
     @contextmanager
     def start(self) -> Iterator[None]:
-        """Initialize the run and begin it; an interrupt inside ends it Crashed."""
-        with self.initialize_run():
+        """Initialize the run and begin it; an interrupt inside (SIGTERM included)
+        ends it Crashed."""
+        with self._sigterm_scope(), self.initialize_run():
             try:
                 if self._should_begin():
                     self.begin_run()
@@ -589,7 +611,14 @@ class AsyncFlowRunEngine(BaseFlowRunEngine):
 
     @asynccontextmanager
     async def start(self) -> AsyncIterator[None]:
-        """Initialize the run and begin it; an interrupt inside ends it Crashed."""
+        """Initialize the run and begin it; an interrupt inside (SIGTERM included)
+        ends it Crashed."""
+        with self._sigterm_scope():
+            async with self._started():
+                yield
+
+    @asynccontextmanager
+    async def _started(self) -> AsyncIterator[None]:
         async with self.initialize_run():
             try:
                 if self._should_begin():

@@ -49,6 +49,24 @@ def states():
     return [one(return_state=True), fail(return_state=True)]
 """
 
+TERMINATED_FLOW = """\
+import os
+import signal
+from pathlib import Path
+
+from engine import flow
+
+
+def note(flow, flow_run, state):
+    (Path(__file__).parent / "crashed-hook").write_text(state.name)
+
+
+@flow(on_crashed=[note])
+def terminated():
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.pause()
+"""
+
 
 def invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
@@ -167,6 +185,16 @@ class TestFlowRun:
         result = output.split("Result: ", 1)[1]
         assert result.startswith("[Completed(message=None, type=COMPLETED, result=1), Failed(")
         assert "state_details" not in output
+
+    def test_sigterm_ends_the_run_crashed_and_exits_143(self, tmp_path: Path) -> None:
+        """`kill PID` of a `flow run` process: the run ends Crashed (its hook runs),
+        the command says so in one line and exits 128 + 15, without a traceback."""
+        path = write_flow(tmp_path, "celerity_cli_sigterm", TERMINATED_FLOW)
+        result = CliRunner().invoke(main, ["flow", "run", f"{path}:terminated"])
+        assert result.exit_code == 143, result.output
+        assert "Stopped by signal 15: the flow run ended Crashed." in result.output
+        assert "Traceback" not in result.output
+        assert (tmp_path / "crashed-hook").read_text() == "Crashed"
 
     def test_missing_file_exits_2(self, tmp_path: Path) -> None:
         code, output = invoke("flow", "run", f"{tmp_path / 'absent.py'}:main")

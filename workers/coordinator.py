@@ -175,6 +175,8 @@ def _ensure_final(flow_run_id: uuid.UUID, exitcode: int | None) -> None:
         return
     if state is not None and state.is_final():
         logger.info("Flow run %s finished: %s", flow_run_id, state.name)
+        if state.is_crashed():  # e.g. the child took a SIGTERM: retried as if killed
+            _retry_crashed(flow_run_id)
         return
     reached = state.name if state is not None else "no state"
     reason = (
@@ -184,12 +186,19 @@ def _ensure_final(flow_run_id: uuid.UUID, exitcode: int | None) -> None:
     logger.error("Flow run %s: %s", flow_run_id, reason)
     store = get_store()
     if isinstance(store, SharedRunStore):
-        from workers.sweeper import retry_if_allowed  # it loads flows through this module
-
         crash_flow_run(store, store.read_flow_run(flow_run_id), reason, force=True)
-        retry_if_allowed(store, flow_run_id)
+        _retry_crashed(flow_run_id)
     else:
         _finish(flow_run_id, Crashed(message=reason))
+
+
+def _retry_crashed(flow_run_id: uuid.UUID) -> None:
+    """A crashed run goes back to the coordinators if its flow has retries left."""
+    store = get_store()
+    if isinstance(store, SharedRunStore):
+        from workers.sweeper import retry_if_allowed  # it loads flows through this module
+
+        retry_if_allowed(store, flow_run_id)
 
 
 def _exit_text(exitcode: int | None) -> str:

@@ -129,6 +129,12 @@ def _wait_crashed(fleet, run_id: uuid.UUID, since: float, first_attempt: set) ->
     return time.monotonic() - since
 
 
+def _history(run_id: uuid.UUID) -> list:
+    from engine.store import get_store
+
+    return get_store().read_state_history(run_id)
+
+
 def _describe(run_id: uuid.UUID) -> str:
     runs = [(r.name, r.state.name) for r in _task_runs(run_id)]
     return f"flow run: {state_names(run_id)}\ntask runs: {runs}\n"
@@ -252,8 +258,9 @@ def test_a_killed_flow_run_process_s_run_crashes_and_runs_retry_completes_it(
         assert_only_killed_exited(fleet, [])
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_flow_with_retries_whose_flow_child_is_killed_retries_itself(
-    chaos_fleet, redis_url, chaos_key
+    chaos_fleet, redis_url, chaos_key, sig
 ) -> None:
     with chaos_fleet(redis_url, lease=LEASE) as fleet:
         # Given a submitted flow run with retries=1, part way through its map
@@ -262,22 +269,26 @@ def test_a_flow_with_retries_whose_flow_child_is_killed_retries_itself(
         run_id, before = _wait_part_way(fleet, redis_url, chaos_key)
         first_attempt = {r.id for r in _task_runs(run_id)}
         [flow_child] = recorded_flow_pids(redis_url, chaos_key)
-        # When the coordinator's flow child running it is SIGKILLed
-        os.kill(flow_child, signal.SIGKILL)
+        # When the coordinator's flow child running it is SIGKILLed (or SIGTERMed)
+        os.kill(flow_child, sig)
         killed_at = time.monotonic()
-        # Then the run ends Crashed (the coordinator sees its child die) within the bound
+        # Then the run ends Crashed within the bound: the coordinator sees its child
+        # die, or (SIGTERM) the child's engine ends it Crashed with its task runs
         took = _wait_crashed(fleet, run_id, killed_at, first_attempt)
         assert took <= CRASHED_WITHIN
+        if sig == signal.SIGTERM:
+            crashed = next(s for s in _history(run_id) if s.name == "Crashed")
+            assert "termination signal" in crashed.message, crashed.message
         _abandon_held(redis_url, chaos_key)
         # And it is retried automatically and completes, reusing the completed task runs
         completed_in = wait_until(
-            lambda: flow_run_state(run_id).is_final(),
+            lambda: "AwaitingRetry" in state_names(run_id) and flow_run_state(run_id).is_final(),
             ATTEMPT_WITHIN,
             f"flow run {run_id} final after its retry",
             fleet.log_tail,
         )
         print(
-            f"\nflow child killed: Crashed after {took:.1f}s, "
+            f"\nflow child {sig.name}: Crashed after {took:.1f}s, "
             f"retried and completed {completed_in:.1f}s later (L={LEASE}s)"
         )
         _assert_resumed_once(redis_url, chaos_key, run_id, before, first_attempt)

@@ -1,9 +1,13 @@
-"""Spec item 12: KeyboardInterrupt / SystemExit crash the run and re-raise."""
+"""Spec item 12: KeyboardInterrupt / SystemExit / SIGTERM crash the run and re-raise."""
+
+import os
+import signal
 
 import pytest
 
 from engine import flow, task
 from engine.context import FlowRunContext, TaskRunContext
+from engine.exceptions import TerminationSignal
 
 from . import _helpers as h
 from ._side_effects import record, recorded
@@ -31,6 +35,14 @@ def interrupting_flow(key, kind):
     if kind == "keyboard":
         raise KeyboardInterrupt
     raise SystemExit(4)
+
+
+@flow(on_crashed=[flow_on_crashed])
+def terminated_flow(key):
+    record(f"{key}:flow", str(FlowRunContext.get().flow_run.id))
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
+    signal.pause()  # the signal's exception arrives while waiting
+    return "unreachable"
 
 
 class TestCrashes:
@@ -65,3 +77,23 @@ class TestCrashes:
         (flow_run_id,) = recorded(f"{key}:flow")
         assert h.names(flow_run_id) == ["Pending", "Running", "Crashed"]
         assert recorded(f"hooks:{flow_run_id}") == [("on_crashed", "interrupting-flow", "Crashed")]
+
+    def test_sigterm_crashes_the_flow_run_runs_its_hook_and_is_raised(self, key):
+        """A flow run's process told to stop ends the run Crashed at once (not when
+        its lease lapses), with its hooks; the handler before the run is put back."""
+        before = []
+        previous = signal.signal(signal.SIGTERM, lambda *args: before.append(args[0]))
+        try:
+            with pytest.raises(TerminationSignal):
+                terminated_flow(key, return_state=True)
+            (flow_run_id,) = recorded(f"{key}:flow")
+            assert h.names(flow_run_id) == ["Pending", "Running", "Crashed"]
+            assert "termination signal" in h.history(flow_run_id)[-1].message
+            assert recorded(f"hooks:{flow_run_id}") == [
+                ("on_crashed", "terminated-flow", "Crashed")
+            ]
+            assert before == []  # the run's handler, not this one, took the signal
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert before == [signal.SIGTERM]  # and this one is back
+        finally:
+            signal.signal(signal.SIGTERM, previous)
