@@ -614,20 +614,15 @@ class AsyncFlowRunEngine(BaseFlowRunEngine):
         """Initialize the run and begin it; an interrupt inside (SIGTERM included)
         ends it Crashed."""
         with self._sigterm_scope():
-            async with self._started():
-                yield
-
-    @asynccontextmanager
-    async def _started(self) -> AsyncIterator[None]:
-        async with self.initialize_run():
-            try:
-                if self._should_begin():
-                    await self.begin_run()
-                yield
-            except BaseException as exc:
-                if is_crash(exc):
-                    await self.handle_crash(exc)
-                raise
+            async with self.initialize_run():
+                try:
+                    if self._should_begin():
+                        await self.begin_run()
+                    yield
+                except BaseException as exc:
+                    if is_crash(exc):
+                        await self.handle_crash(exc)
+                    raise
 
 
 @contextmanager

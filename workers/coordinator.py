@@ -27,7 +27,7 @@ from engine.leases import lease_keeper, worker_identity
 from engine.schemas import FlowRun
 from engine.states import Crashed, Failed, Pending, State, StateType
 from engine.store import get_store
-from engine.store.base import SharedRunStore
+from engine.store.base import RunStore, SharedRunStore
 from workers.protocol import FlowRunMessage
 
 RUN_FLOW_TASK = "celerity.run_flow"
@@ -168,15 +168,16 @@ def _run_in_child(flow: Any, flow_run: FlowRun, parameters: dict[str, Any]) -> i
 
 
 def _ensure_final(flow_run_id: uuid.UUID, exitcode: int | None) -> None:
+    store = get_store()
     try:
-        state = get_store().read_flow_run(flow_run_id).state
+        state = store.read_flow_run(flow_run_id).state
     except ObjectNotFound:
         logger.error("Flow run %s is no longer in the run store (Redis lost it?).", flow_run_id)
         return
     if state is not None and state.is_final():
         logger.info("Flow run %s finished: %s", flow_run_id, state.name)
         if state.is_crashed():  # e.g. the child took a SIGTERM: retried as if killed
-            _retry_crashed(flow_run_id)
+            _retry_crashed(store, flow_run_id)
         return
     reached = state.name if state is not None else "no state"
     reason = (
@@ -184,17 +185,16 @@ def _ensure_final(flow_run_id: uuid.UUID, exitcode: int | None) -> None:
         f"a final state (it was {reached})."
     )
     logger.error("Flow run %s: %s", flow_run_id, reason)
-    store = get_store()
     if isinstance(store, SharedRunStore):
         crash_flow_run(store, store.read_flow_run(flow_run_id), reason, force=True)
-        _retry_crashed(flow_run_id)
+        _retry_crashed(store, flow_run_id)
     else:
         _finish(flow_run_id, Crashed(message=reason))
 
 
-def _retry_crashed(flow_run_id: uuid.UUID) -> None:
-    """A crashed run goes back to the coordinators if its flow has retries left."""
-    store = get_store()
+def _retry_crashed(store: RunStore, flow_run_id: uuid.UUID) -> None:
+    """A crashed run goes back to the coordinators if its flow has retries left (a
+    fleet's store only: an in-memory run cannot be sent anywhere)."""
     if isinstance(store, SharedRunStore):
         from workers.sweeper import retry_if_allowed  # it loads flows through this module
 
